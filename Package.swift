@@ -1,0 +1,68 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "marquee",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "marquee", targets: ["MarqueeCLI"]),
+        .library(name: "FastCGI", targets: ["FastCGI"]),
+        .library(name: "LMDBStore", targets: ["LMDBStore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CFastCGI",
+            pkgConfig: "fcgi",
+            providers: [.apt(["libfcgi-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        .target(
+            name: "FastCGI",
+            dependencies: ["CFastCGI"]
+        ),
+        .target(
+            name: "LMDBStore",
+            dependencies: ["CLMDB"]
+        ),
+        .target(
+            name: "Marquee",
+            dependencies: [
+                "FastCGI",
+                "LMDBStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ]
+        ),
+        .executableTarget(
+            name: "MarqueeCLI",
+            dependencies: [
+                "Marquee",
+                "LMDBStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "StoreStress",
+            dependencies: ["LMDBStore"],
+            path: "Tests/StoreStress"
+        ),
+        .testTarget(
+            name: "LMDBStoreTests",
+            dependencies: ["LMDBStore", "StoreStress"]
+        ),
+        .testTarget(
+            name: "MarqueeTests",
+            dependencies: ["Marquee", "MarqueeCLI"],
+            resources: [.copy("Fixtures")]
+        ),
+    ]
+)

@@ -1,0 +1,280 @@
+import CLMDB
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One LMDB environment shared by every process of the pool: a bounded key-value store
+/// with time-to-live, eviction, atomic read-modify-write and pool-wide leases.
+///
+/// Open it once per process, after any fork: LMDB drops a process's locks when a second
+/// handle on the same files is closed, so `open` hands back the handle already open.
+public final class Store: @unchecked Sendable {
+    public let options: StoreOptions
+    let env: OpaquePointer
+    let dbs: Databases
+    private let readers = Mutex<[ReaderHandle]>([])
+    private let writesSinceUsageCheck = Atomic<Int>(0)
+
+    private static let openStores = Mutex<[String: Store]>([:])
+
+    /// Opens the environment in `options.directory`, creating it if needed.
+    public static func open(_ options: StoreOptions) throws(StoreError) -> Store {
+        try openStores.withLock { (stores) throws(StoreError) -> Store in
+            if let store = stores[options.directory] { return store }
+            let store = try Store(options)
+            stores[options.directory] = store
+            return store
+        }
+    }
+
+    private init(_ options: StoreOptions) throws(StoreError) {
+        self.options = options
+        mkdir(options.directory, 0o750)
+        var env: OpaquePointer?
+        try check(mdb_env_create(&env), "mdb_env_create")
+        guard let env else { throw StoreError(code: ENOMEM, operation: "mdb_env_create") }
+        do {
+            try check(mdb_env_set_maxdbs(env, 8), "mdb_env_set_maxdbs")
+            try check(mdb_env_set_maxreaders(env, options.maxReaders), "mdb_env_set_maxreaders")
+            try check(mdb_env_set_mapsize(env, options.maxBytes), "mdb_env_set_mapsize")
+            // Request threads are pooled and a transaction may not stay on one OS thread.
+            var flags = UInt32(MDB_NOTLS)
+            if options.sync != .full { flags |= UInt32(MDB_NOSYNC) }
+            try check(mdb_env_open(env, options.directory, flags, 0o640), "mdb_env_open \(options.directory)")
+            var dead: Int32 = 0
+            mdb_reader_check(env, &dead)
+            self.dbs = try Databases.open(env)
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+        self.env = env
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` in a read-only snapshot.
+    public func read<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
+        let txn = try takeReader()
+        defer { returnReader(txn) }
+        return try body(StoreTransaction(txn: txn, dbs: dbs, writable: false))
+    }
+
+    /// Runs `body` in the pool-wide write transaction: every process sees all of it or none.
+    /// `durable` flushes the commit to disk before returning, whatever the sync mode.
+    /// A full map evicts cache entries and runs `body` again, so `body` must not have effects
+    /// outside the transaction.
+    public func write<T>(durable: Bool = false, _ body: (StoreTransaction) throws -> T) throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                let (result, crowded) = try writeOnce(body)
+                if durable && options.sync == .durable {
+                    try check(mdb_env_sync(env, 1), "mdb_env_sync")
+                }
+                if crowded { _ = try? evict() }
+                return result
+            } catch let error as StoreError where error.isMapFull && attempt < 3 {
+                attempt += 1
+                _ = try evict(force: true)
+            } catch let error as StoreError where error.isMapResized && attempt < 3 {
+                attempt += 1
+                try check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize")
+            }
+        }
+    }
+
+    private func writeOnce<T>(_ body: (StoreTransaction) throws -> T) throws -> (T, Bool) {
+        let txn = try beginTransaction(flags: 0)
+        let transaction = StoreTransaction(txn: txn, dbs: dbs, writable: true)
+        do {
+            let result = try body(transaction)
+            let crowded = transaction.didWrite && shouldCheckUsage() && usage(txn).fraction > options.evictAbove
+            try check(mdb_txn_commit(txn), "mdb_txn_commit")
+            return (result, crowded)
+        } catch {
+            mdb_txn_abort(txn)
+            throw error
+        }
+    }
+
+    private func shouldCheckUsage() -> Bool {
+        writesSinceUsageCheck.wrappingAdd(1, ordering: .relaxed).newValue % 16 == 0
+    }
+
+    func beginTransaction(flags: UInt32) throws(StoreError) -> OpaquePointer {
+        var txn: OpaquePointer?
+        var rc = mdb_txn_begin(env, nil, flags, &txn)
+        if rc == MDB_MAP_RESIZED {
+            // Another process opened a larger map; adopting it needs no transaction of ours open.
+            try check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize")
+            rc = mdb_txn_begin(env, nil, flags, &txn)
+        }
+        try check(rc, "mdb_txn_begin")
+        return txn!
+    }
+
+    /// Read transactions are reset and renewed rather than begun anew: with MDB_NOTLS a new one
+    /// takes the reader-table lock to find a slot, a renewed one keeps its slot.
+    private func takeReader() throws(StoreError) -> OpaquePointer {
+        if let txn = readers.withLock({ $0.popLast() })?.txn {
+            let rc = mdb_txn_renew(txn)
+            if rc == 0 { return txn }
+            mdb_txn_abort(txn)
+        }
+        return try beginTransaction(flags: UInt32(MDB_RDONLY))
+    }
+
+    private func returnReader(_ txn: OpaquePointer) {
+        mdb_txn_reset(txn)
+        let handle = ReaderHandle(txn: txn)
+        readers.withLock { $0.append(handle) }
+    }
+
+    // MARK: Convenience
+
+    /// The entry under `key` if it has not expired.
+    public func get(_ key: String) throws -> [UInt8]? {
+        try read { try $0.get(key) }
+    }
+
+    /// The entry under `key`, expired or not.
+    public func entry(_ key: String) throws -> StoreEntry? {
+        try read { try $0.entry(key) }
+    }
+
+    public func put(_ key: String, _ value: [UInt8], ttl: Duration? = nil, durable: Bool = false) throws {
+        try write(durable: durable) { try $0.put(key, value, ttl: ttl) }
+    }
+
+    @discardableResult
+    public func delete(_ key: String) throws -> Bool {
+        try write { try $0.delete(key) }
+    }
+
+    public func scan(prefix: String, after: String? = nil, limit: Int = .max) throws -> [(key: String, entry: StoreEntry)] {
+        try read { try $0.scan(prefix: prefix, after: after, limit: limit) }
+    }
+
+    /// Adds `delta` to the integer under `key` and returns the new value, atomically pool-wide.
+    @discardableResult
+    public func increment(_ key: String, by delta: Int64 = 1, durable: Bool = false) throws -> Int64 {
+        try write(durable: durable) { try $0.increment(key, by: delta) }
+    }
+
+    // MARK: Maintenance
+
+    /// Frees reader slots left by processes that died with a transaction open.
+    @discardableResult
+    public func clearStaleReaders() -> Int {
+        var dead: Int32 = 0
+        mdb_reader_check(env, &dead)
+        return Int(dead)
+    }
+
+    /// Deletes every entry whose key starts with `prefix`, with its index entries.
+    @discardableResult
+    public func purge(prefix: String) throws -> Int {
+        try write { txn in
+            var removed = 0
+            for (key, _) in try txn.scan(prefix: prefix, after: nil, limit: .max) where try txn.delete(key) {
+                removed += 1
+            }
+            return removed
+        }
+    }
+
+    public func stats() throws -> StoreStats {
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        var readerCount = 0
+        withUnsafeMutablePointer(to: &readerCount) { counter in
+            _ = mdb_reader_list(env, { line, context in
+                // The first line is a header; each further line is one slot in use.
+                if let line, strncmp(line, "    pid", 7) != 0 {
+                    context!.assumingMemoryBound(to: Int.self).pointee += 1
+                }
+                return 0
+            }, counter)
+        }
+        return try read { transaction in
+            let usage = self.usage(transaction.txn)
+            return StoreStats(
+                entries: transaction.count(of: dbs.data),
+                leases: transaction.count(of: dbs.leases),
+                usedBytes: usage.usedPages * usage.pageSize,
+                mapBytes: info.me_mapsize,
+                readers: readerCount,
+                maxReaders: Int(options.maxReaders)
+            )
+        }
+    }
+
+    struct Usage {
+        var usedPages: Int
+        var pageSize: Int
+        var mapPages: Int
+        var fraction: Double { Double(usedPages) / Double(max(mapPages, 1)) }
+    }
+
+    /// Pages held by the trees themselves; freed pages waiting for reuse are not counted.
+    func usage(_ txn: OpaquePointer) -> Usage {
+        var used = 2
+        var pageSize = 4096
+        for dbi in [MDB_dbi(0), MDB_dbi(1)] + dbs.all {
+            var stat = MDB_stat()
+            if mdb_stat(txn, dbi, &stat) == 0 {
+                used += Int(stat.ms_branch_pages + stat.ms_leaf_pages + stat.ms_overflow_pages)
+                pageSize = Int(stat.ms_psize)
+            }
+        }
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        return Usage(usedPages: used, pageSize: pageSize, mapPages: info.me_mapsize / pageSize)
+    }
+}
+
+/// A reset read transaction kept for reuse; LMDB allows any thread to renew it under MDB_NOTLS.
+struct ReaderHandle: @unchecked Sendable {
+    let txn: OpaquePointer
+}
+
+public struct StoreStats: Sendable, Codable {
+    public var entries: Int
+    public var leases: Int
+    public var usedBytes: Int
+    public var mapBytes: Int
+    public var readers: Int
+    public var maxReaders: Int
+}
+
+struct Databases: Sendable {
+    var data: MDB_dbi
+    /// expiresAt (big-endian) ‖ key, for entries with a time-to-live.
+    var expiry: MDB_dbi
+    /// writtenAt (big-endian) ‖ key, for entries with a time-to-live.
+    var age: MDB_dbi
+    var leases: MDB_dbi
+
+    var all: [MDB_dbi] { [data, expiry, age, leases] }
+
+    static func open(_ env: OpaquePointer) throws(StoreError) -> Databases {
+        var txn: OpaquePointer?
+        try check(mdb_txn_begin(env, nil, 0, &txn), "mdb_txn_begin")
+        func dbi(_ name: String) throws(StoreError) -> MDB_dbi {
+            var handle = MDB_dbi()
+            try check(mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &handle), "mdb_dbi_open \(name)")
+            return handle
+        }
+        do {
+            let dbs = Databases(data: try dbi("data"), expiry: try dbi("expiry"), age: try dbi("age"), leases: try dbi("leases"))
+            try check(mdb_txn_commit(txn), "mdb_txn_commit")
+            return dbs
+        } catch {
+            mdb_txn_abort(txn)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,24 @@
+import Synchronization
+
+/// Every feature of a worker, built once; health and status read the list back.
+public enum FeatureSet {
+    public static func make(services: Services) throws(SettingsError) -> [any Feature] {
+        let registry = Registry()
+        let peers: @Sendable () -> [any Feature] = { registry.features }
+        let features: [any Feature] = [
+            HealthFeature(services: services, peers: peers),
+            StatusFeature(services: services, peers: peers),
+        ]
+        registry.set(features)
+        return features
+    }
+
+    /// Parses every feature's settings without opening anything, for `marquee config check`.
+    public static func validate(_ reader: SettingsReader) throws(SettingsError) {}
+
+    private final class Registry: Sendable {
+        private let storage = Mutex<[any Feature]>([])
+        var features: [any Feature] { storage.withLock { $0 } }
+        func set(_ features: [any Feature]) { storage.withLock { $0 = features } }
+    }
+}

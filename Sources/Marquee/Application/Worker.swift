@@ -1,0 +1,148 @@
+import FastCGI
+import Foundation
+import LMDBStore
+import Logging
+import Synchronization
+
+/// One long-lived worker process: a FastCGI server over the router, its features, the
+/// systemd protocol (ready, reload, stop, watchdog) and store maintenance.
+public final class Worker: Sendable {
+    public let services: Services
+    private let features: [any Feature]
+    private let router: Router
+    private let server: FastCGIServer
+    private let notifier = SystemdNotifier()
+
+    public init(services: Services, listener: FastCGIListener, features: [any Feature]) {
+        self.services = services
+        self.features = features
+        var router = Router()
+        for feature in features { feature.register(in: &router) }
+        let routes = router
+        self.router = routes
+        self.server = FastCGIServer(listener: listener, threads: services.settings.threads) { [services] request in
+            Worker.respond(to: request, router: routes, services: services)
+        }
+        let server = self.server
+        services.serverCounters.withLock { $0 = { server.counters } }
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains; returns the exit status.
+    /// `ProcessSignals.block()` must have run before any thread started.
+    public func run(listenerOrigin: String) -> Int32 {
+        let logger = services.logger
+        do {
+            try server.start()
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            return 1
+        }
+        let background = startBackground()
+        for feature in features { feature.start() }
+        let settings = services.settings
+        logger.notice("worker ready", metadata: [
+            "listen": "\(listenerOrigin)", "threads": "\(settings.threads)", "store": "\(settings.storeDirectory)",
+            "version": "\(MarqueeVersion.current)",
+        ])
+        notifier.notify("READY=1\nSTATUS=serving on \(listenerOrigin) with \(settings.threads) threads\nMAINPID=\(getpid())")
+
+        while true {
+            switch ProcessSignals.wait() {
+            case SIGHUP:
+                reload()
+            case SIGTERM, SIGINT:
+                return drain(background)
+            default:
+                continue
+            }
+        }
+    }
+
+    private func reload() {
+        notifier.notify("RELOADING=1")
+        let logger = services.logger
+        do {
+            let settings = try Settings(SettingsReader.current(), stateDirectory: ProcessInfo.processInfo.environment["STATE_DIRECTORY"])
+            for feature in features { try feature.reload(settings.reader) }
+            services.replace(settings)
+            services.logger.notice("configuration reloaded", metadata: ["generation": "\(services.configGeneration)"])
+            notifier.notify("READY=1\nSTATUS=serving, configuration generation \(services.configGeneration)")
+        } catch {
+            logger.error("reload refused, keeping the running configuration", metadata: ["error": "\(error)"])
+            notifier.notify("READY=1\nSTATUS=reload refused: \(error)")
+        }
+    }
+
+    private func drain(_ background: [BackgroundThread]) -> Int32 {
+        let logger = services.logger
+        notifier.notify("STOPPING=1")
+        let inFlight = server.counters.inFlight
+        logger.notice("stopping: no new requests, draining", metadata: ["inFlight": "\(inFlight)"])
+        server.stop()
+        for feature in features { feature.stop() }
+        for thread in background { thread.stop() }
+        let drained = server.waitUntilStopped(timeout: services.settings.drainTime)
+        if drained {
+            logger.notice("stopped", metadata: ["served": "\(server.counters.served)"])
+        } else {
+            logger.warning("drain time over, exiting with requests in flight", metadata: ["inFlight": "\(server.counters.inFlight)"])
+        }
+        return 0
+    }
+
+    private func startBackground() -> [BackgroundThread] {
+        var threads: [BackgroundThread] = []
+        let services = self.services
+        let store = services.store
+        threads.append(BackgroundThread(name: "store-maintenance", interval: .seconds(5)) {
+            let cleared = store.clearStaleReaders()
+            if cleared > 0 {
+                services.logger.warning("cleared reader slots left by dead processes", metadata: ["slots": "\(cleared)"])
+            }
+        })
+        if let interval = SystemdNotifier.watchdogInterval() {
+            let notifier = self.notifier
+            threads.append(BackgroundThread(name: "watchdog", interval: interval / 2) {
+                // A worker that cannot read its store is not alive in any useful sense.
+                guard !services.settings.stallWatchdog, (try? store.get("health/probe")) != nil else { return }
+                notifier.notify("WATCHDOG=1")
+            })
+        }
+        return threads
+    }
+
+    static func respond(to fastCGI: FastCGIRequest, router: Router, services: Services) -> FastCGIResponse {
+        let started = ContinuousClock.now
+        let settings = services.settings
+        var request = Request(fastCGI, maxBodyBytes: settings.maxBodyBytes)
+        let response: FastCGIResponse
+        switch router.match(method: request.method, path: request.path) {
+        case .found(let handler, let route, let parameters):
+            request.route = route
+            request.parameters = parameters
+            do {
+                response = try handler(&request)
+            } catch let error as HTTPError {
+                response = error.response
+            } catch {
+                services.logger.error("unhandled error", metadata: ["route": "\(route)", "error": "\(error)"])
+                response = HTTPError(500, "internal", "the request failed; the worker log has the cause").response
+            }
+        case .methodNotAllowed(let route, let allowed):
+            request.route = route
+            response = HTTPError(405, "method_not_allowed", "\(request.method) is not allowed here; use \(allowed.joined(separator: ", "))",
+                                 headers: [(name: "Allow", value: allowed.joined(separator: ", "))]).response
+        case .notFound:
+            response = HTTPError.notFound("no route for \(request.method) \(request.path)").response
+        }
+        let elapsed = ContinuousClock.now - started
+        let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
+        services.logger.info("request", metadata: [
+            "method": .string(request.method),
+            "route": .string(request.route),
+            "status": .stringConvertible(response.status),
+            "us": .stringConvertible(micros),
+        ])
+        return response
+    }
+}

@@ -1,0 +1,41 @@
+import LMDBStore
+
+/// The worker's own settings. Features read theirs from the same `SettingsReader`.
+public struct Settings: Sendable {
+    public var storeDirectory: String
+    public var storeMaxBytes: Int
+    public var storeSync: StoreOptions.SyncMode
+    public var threads: Int
+    public var maxBodyBytes: Int
+    public var drainTime: Duration
+    public var logLevel: LogLevelSetting
+    public var adminToken: String?
+    /// Test-only: stop sending WATCHDOG=1 so that systemd kills and restarts the worker.
+    public var stallWatchdog: Bool
+    public let reader: SettingsReader
+
+    public enum LogLevelSetting: String, Sendable, CaseIterable {
+        case debug, info, notice, warning, error
+    }
+
+    public init(_ reader: SettingsReader, stateDirectory: String? = nil) throws(SettingsError) {
+        self.reader = reader
+        let defaultStore = stateDirectory.map { "\($0)/store" } ?? "/var/lib/marquee/store"
+        storeDirectory = reader.string("MARQUEE_STORE_DIR", default: defaultStore)
+        storeMaxBytes = try reader.int("MARQUEE_STORE_MAX_MB", default: 1024, range: 16...1_048_576) << 20
+        storeSync = try reader.choice("MARQUEE_STORE_SYNC", default: StoreOptions.SyncMode.durable)
+        threads = try reader.int("MARQUEE_THREADS", default: 8, range: 1...256)
+        maxBodyBytes = try reader.int("MARQUEE_MAX_BODY_BYTES", default: 1 << 20, range: 1...(64 << 20))
+        drainTime = try reader.seconds("MARQUEE_DRAIN_SECONDS", default: .seconds(10), range: 0...600)
+        logLevel = try reader.choice("MARQUEE_LOG_LEVEL", default: LogLevelSetting.info)
+        adminToken = reader.string("MARQUEE_ADMIN_TOKEN")
+        if let token = adminToken, token.count < 16 {
+            throw SettingsError(variable: "MARQUEE_ADMIN_TOKEN", problem: "must be at least 16 characters")
+        }
+        stallWatchdog = try reader.bool("MARQUEE_TEST_STALL_WATCHDOG", default: false)
+    }
+
+    public var storeOptions: StoreOptions {
+        StoreOptions(directory: storeDirectory, maxBytes: storeMaxBytes, sync: storeSync)
+    }
+}

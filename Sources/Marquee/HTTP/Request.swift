@@ -1,0 +1,39 @@
+import FastCGI
+import Foundation
+
+/// A request as a handler sees it: the FastCGI params, the matched route, its path
+/// parameters and the decoded query.
+public struct Request {
+    public let fastCGI: FastCGIRequest
+    public let method: String
+    public let path: String
+    public internal(set) var route: String
+    public internal(set) var parameters: [String: String]
+    let maxBodyBytes: Int
+
+    init(_ fastCGI: FastCGIRequest, maxBodyBytes: Int) {
+        self.fastCGI = fastCGI
+        self.method = fastCGI.method
+        self.path = fastCGI.path
+        self.route = "unmatched"
+        self.parameters = [:]
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    public func param(_ name: String) -> String? { fastCGI.param(name) }
+    public func header(_ name: String) -> String? { fastCGI.header(name) }
+
+    /// The query string decoded; the first of repeated names wins.
+    public var query: [String: String] { QueryString.decode(fastCGI.queryString) }
+
+    /// The body, refused with 413 above the configured limit.
+    public func body() throws(HTTPError) -> [UInt8] {
+        do {
+            return try fastCGI.readBody(limit: maxBodyBytes)
+        } catch .tooLarge(let limit) {
+            throw HTTPError(413, "body_too_large", "the body is over the limit of \(limit) bytes")
+        } catch {
+            throw HTTPError(400, "unreadable_body", "the body could not be read")
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import FastCGI
+
+public typealias Handler = @Sendable (inout Request) throws -> FastCGIResponse
+
+/// Matches method and path. Patterns are literal segments and `{name}` parameters; a
+/// trailing slash is part of the pattern. A known path with another method answers 405.
+public struct Router: Sendable {
+    struct Route: Sendable {
+        var method: String
+        var pattern: String
+        var segments: [Substring]
+        var handler: Handler
+    }
+
+    private var exact: [String: [String: Route]] = [:]
+    private var parameterised: [Route] = []
+
+    public init() {}
+
+    public mutating func add(_ method: String, _ pattern: String, _ handler: @escaping Handler) {
+        let route = Route(method: method, pattern: pattern, segments: pattern.split(separator: "/", omittingEmptySubsequences: false), handler: handler)
+        if pattern.contains("{") {
+            parameterised.append(route)
+        } else {
+            exact[pattern, default: [:]][method] = route
+        }
+    }
+
+    public mutating func get(_ pattern: String, _ handler: @escaping Handler) { add("GET", pattern, handler) }
+    public mutating func post(_ pattern: String, _ handler: @escaping Handler) { add("POST", pattern, handler) }
+    public mutating func put(_ pattern: String, _ handler: @escaping Handler) { add("PUT", pattern, handler) }
+    public mutating func delete(_ pattern: String, _ handler: @escaping Handler) { add("DELETE", pattern, handler) }
+
+    public enum Match {
+        case found(Handler, route: String, parameters: [String: String])
+        case methodNotAllowed(route: String, allowed: [String])
+        case notFound
+    }
+
+    public func match(method: String, path: String) -> Match {
+        let effectiveMethod = method == "HEAD" ? "GET" : method
+        if let byMethod = exact[path] {
+            if let route = byMethod[effectiveMethod] { return .found(route.handler, route: route.pattern, parameters: [:]) }
+            return .methodNotAllowed(route: path, allowed: byMethod.keys.sorted())
+        }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        var allowed: [String] = []
+        var allowedRoute = ""
+        for route in parameterised where route.segments.count == segments.count {
+            guard let parameters = Self.bind(route.segments, to: segments) else { continue }
+            if route.method == effectiveMethod { return .found(route.handler, route: route.pattern, parameters: parameters) }
+            allowed.append(route.method)
+            allowedRoute = route.pattern
+        }
+        return allowed.isEmpty ? .notFound : .methodNotAllowed(route: allowedRoute, allowed: allowed.sorted())
+    }
+
+    private static func bind(_ pattern: [Substring], to segments: [Substring]) -> [String: String]? {
+        var parameters: [String: String] = [:]
+        for (expected, actual) in zip(pattern, segments) {
+            if expected.first == "{" && expected.last == "}" {
+                guard !actual.isEmpty, let decoded = QueryString.percentDecoded(actual.replacing("+", with: "%2B")) else { return nil }
+                parameters[String(expected.dropFirst().dropLast())] = decoded
+            } else if expected != actual {
+                return nil
+            }
+        }
+        return parameters
+    }
+}
