@@ -5,16 +5,21 @@ public enum FeatureSet {
     public static func make(services: Services) throws(SettingsError) -> [any Feature] {
         let registry = Registry()
         let peers: @Sendable () -> [any Feature] = { registry.features }
-        let features: [any Feature] = [
+        var features: [any Feature] = [
             HealthFeature(services: services, peers: peers),
             StatusFeature(services: services, peers: peers),
         ]
+        if try DiagnosticsFeature.isEnabled(services.settings.reader) {
+            features.append(DiagnosticsFeature())
+        }
         registry.set(features)
         return features
     }
 
     /// Parses every feature's settings without opening anything, for `marquee config check`.
-    public static func validate(_ reader: SettingsReader) throws(SettingsError) {}
+    public static func validate(_ reader: SettingsReader) throws(SettingsError) {
+        _ = try DiagnosticsFeature.isEnabled(reader)
+    }
 
     private final class Registry: Sendable {
         private let storage = Mutex<[any Feature]>([])

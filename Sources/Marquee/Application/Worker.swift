@@ -116,24 +116,11 @@ public final class Worker: Sendable {
         let settings = services.settings
         var request = Request(fastCGI, maxBodyBytes: settings.maxBodyBytes)
         let response: FastCGIResponse
-        switch router.match(method: request.method, path: request.path) {
-        case .found(let handler, let route, let parameters):
-            request.route = route
-            request.parameters = parameters
-            do {
-                response = try handler(&request)
-            } catch let error as HTTPError {
-                response = error.response
-            } catch {
-                services.logger.error("unhandled error", metadata: ["route": "\(route)", "error": "\(error)"])
-                response = HTTPError(500, "internal", "the request failed; the worker log has the cause").response
-            }
-        case .methodNotAllowed(let route, let allowed):
-            request.route = route
-            response = HTTPError(405, "method_not_allowed", "\(request.method) is not allowed here; use \(allowed.joined(separator: ", "))",
-                                 headers: [(name: "Allow", value: allowed.joined(separator: ", "))]).response
-        case .notFound:
-            response = HTTPError.notFound("no route for \(request.method) \(request.path)").response
+        if let declared = request.param("CONTENT_LENGTH").flatMap(Int.init), declared > settings.maxBodyBytes {
+            // Refused before routing, so that no route reads a body it would refuse anyway.
+            response = HTTPError(413, "body_too_large", "the body is over the limit of \(settings.maxBodyBytes) bytes").response
+        } else {
+            response = dispatch(&request, router: router, services: services)
         }
         let elapsed = ContinuousClock.now - started
         let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
@@ -144,5 +131,27 @@ public final class Worker: Sendable {
             "us": .stringConvertible(micros),
         ])
         return response
+    }
+
+    private static func dispatch(_ request: inout Request, router: Router, services: Services) -> FastCGIResponse {
+        switch router.match(method: request.method, path: request.path) {
+        case .found(let handler, let route, let parameters):
+            request.route = route
+            request.parameters = parameters
+            do {
+                return try handler(&request)
+            } catch let error as HTTPError {
+                return error.response
+            } catch {
+                services.logger.error("unhandled error", metadata: ["route": "\(route)", "error": "\(error)"])
+                return HTTPError(500, "internal", "the request failed; the worker log has the cause").response
+            }
+        case .methodNotAllowed(let route, let allowed):
+            request.route = route
+            return HTTPError(405, "method_not_allowed", "\(request.method) is not allowed here; use \(allowed.joined(separator: ", "))",
+                                headers: [(name: "Allow", value: allowed.joined(separator: ", "))]).response
+        case .notFound:
+            return HTTPError.notFound("no route for \(request.method) \(request.path)").response
+        }
     }
 }

@@ -1,0 +1,110 @@
+import FastCGI
+import Foundation
+import Testing
+
+/// A real nginx rendered from nginx/ by deploy/nginx-render, in front of real `marquee serve`
+/// workers sharing one listening socket (as fd 0, the way `marquee pool` runs them), with a
+/// real store directory. Everything lives in one temporary directory.
+final class Stack: @unchecked Sendable {
+    let directory: URL
+    let port: Int
+    let socketPath: String
+    let client: HTTPClient
+    private(set) var workers: [ChildProcess] = []
+    private var nginx: ChildProcess?
+    private let listenerFd: Int32
+    let workerEnvironment: [String: String]
+    private var workerCount = 0
+
+    static let secureLinkSecret = "marquee-test-secure-link"
+
+    /// `rates: "bench"` moves nginx's rate limits out of the way; `"default"` keeps production's.
+    init(_ label: String, workers count: Int = 2, environment: [String: String] = [:], rates: String = "bench",
+         renderArguments: [String] = []) async throws {
+        directory = TestPaths.temporaryDirectory(label)
+        port = TestPaths.freePort()
+        socketPath = directory.appendingPathComponent("marquee.sock").path
+        client = HTTPClient(base: "http://127.0.0.1:\(port)")
+        listenerFd = try FastCGIListener.bind(socketPath, mode: 0o660).fd
+        var defaults = [
+            "MARQUEE_STORE_DIR": directory.appendingPathComponent("store").path,
+            "MARQUEE_STORE_MAX_MB": "256",
+            "MARQUEE_THREADS": "4",
+            "MARQUEE_TEST_ROUTES": "1",
+            "MARQUEE_ADMIN_TOKEN": Stack.adminToken,
+        ]
+        defaults.merge(environment) { _, new in new }
+        workerEnvironment = defaults
+        do {
+            for _ in 0..<count { _ = try startWorker() }
+            try render(rates: rates, extra: renderArguments)
+            let nginxDirectory = directory.appendingPathComponent("nginx")
+            nginx = try ChildProcess("nginx", executable: "/usr/sbin/nginx",
+                                     arguments: ["-p", nginxDirectory.path, "-c", nginxDirectory.appendingPathComponent("nginx.conf").path],
+                                     logDirectory: directory)
+            try await waitUntilHealthy()
+        } catch {
+            stop()
+            throw error
+        }
+    }
+
+    static let adminToken = "test-admin-token-0123456789"
+
+    /// Starts one more worker on the shared socket.
+    @discardableResult
+    func startWorker(extraEnvironment: [String: String] = [:]) throws -> ChildProcess {
+        workerCount += 1
+        let worker = try ChildProcess(
+            "worker-\(workerCount)", executable: TestPaths.marquee, arguments: ["serve"],
+            environment: workerEnvironment.merging(extraEnvironment) { _, new in new },
+            standardInput: FileHandle(fileDescriptor: listenerFd, closeOnDealloc: false),
+            logDirectory: directory
+        )
+        workers.append(worker)
+        return worker
+    }
+
+    private func render(rates: String, extra: [String]) throws {
+        let out = directory.appendingPathComponent("nginx")
+        let media = directory.appendingPathComponent("media")
+        try FileManager.default.createDirectory(at: media, withIntermediateDirectories: true)
+        let render = try ChildProcess(
+            "nginx-render", executable: "/bin/bash",
+            arguments: [TestPaths.script("deploy/nginx-render"), "--out", out.path, "--listen", "127.0.0.1:\(port)",
+                        "--socket", socketPath, "--rates", rates, "--media-root", media.path,
+                        "--secure-link-secret", Stack.secureLinkSecret, "--nginx-workers", "1"] + extra,
+            logDirectory: directory
+        )
+        guard render.waitForExit(timeout: .seconds(30)) == 0 else {
+            throw StackError("deploy/nginx-render failed: \(render.log)")
+        }
+    }
+
+    func waitUntilHealthy(timeout: Duration = .seconds(20)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if await client.status("/api/v1/health") == 200 { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw StackError("no healthy answer within \(timeout); worker log: \(workers.first?.log ?? "")")
+    }
+
+    /// The pid of the worker that answered the status page.
+    func answeringPid() async -> Int? {
+        guard let answer = try? await client.get("/api/v1/status"), answer.status == 200 else { return nil }
+        return answer.json()?["pid"] as? Int
+    }
+
+    func stop() {
+        nginx?.stop()
+        for worker in workers { worker.stop() }
+        close(listenerFd)
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+struct StackError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
