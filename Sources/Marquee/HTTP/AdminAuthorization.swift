@@ -1,0 +1,23 @@
+import Crypto
+import Foundation
+
+/// `Authorization: Bearer $MARQUEE_ADMIN_TOKEN` for account and catalogue data: 401 without
+/// a token, 403 with a wrong one, and 503 when the operator has not set a token at all.
+public enum AdminAuthorization {
+    public static func require(_ request: Request, services: Services) throws(HTTPError) {
+        guard let expected = services.settings.adminToken else {
+            throw HTTPError(503, "admin_disabled", "MARQUEE_ADMIN_TOKEN is not set, so admin routes are off")
+        }
+        guard let header = request.header("Authorization"), header.hasPrefix("Bearer ") else {
+            throw HTTPError(401, "unauthorized", "send Authorization: Bearer <admin token>",
+                            headers: [(name: "WWW-Authenticate", value: "Bearer")])
+        }
+        let given = header.dropFirst("Bearer ".count)
+        // Hashing both sides first makes the comparison constant-time whatever the lengths.
+        let givenDigest = SHA256.hash(data: Data(given.utf8))
+        let expectedDigest = SHA256.hash(data: Data(expected.utf8))
+        guard givenDigest == expectedDigest else {
+            throw HTTPError(403, "forbidden", "the admin token is not valid")
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+
+/// Reads a request body as a JSON object, refusing with 4xx what a parser should never see:
+/// invalid UTF-8, nesting deeper than `maxDepth`, anything but an object at the top.
+/// Unknown fields are the handler's to ignore.
+public enum JSONBody {
+    public static let maxDepth = 32
+
+    public static func object(_ request: Request) throws(HTTPError) -> [String: Any] {
+        let bytes = try request.body()
+        return try object(bytes)
+    }
+
+    public static func object(_ bytes: [UInt8]) throws(HTTPError) -> [String: Any] {
+        guard !bytes.isEmpty else { throw invalid("the body is empty; send a JSON object") }
+        guard String(validating: bytes, as: UTF8.self) != nil else { throw invalid("the body is not valid UTF-8") }
+        guard nestingDepth(bytes) <= maxDepth else { throw invalid("the JSON is nested deeper than \(maxDepth) levels") }
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
+        } catch {
+            throw invalid("the body is not valid JSON")
+        }
+        guard let object = parsed as? [String: Any] else { throw invalid("the body must be a JSON object") }
+        return object
+    }
+
+    static func invalid(_ message: String) -> HTTPError {
+        HTTPError(400, "invalid_body", message)
+    }
+
+    /// The deepest nesting of arrays and objects, strings skipped; counted before parsing so a
+    /// hostile body cannot make the parser recurse.
+    static func nestingDepth(_ bytes: [UInt8]) -> Int {
+        var depth = 0
+        var deepest = 0
+        var inString = false
+        var escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                deepest = max(deepest, depth)
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return deepest
+    }
+}
+
+/// Collects every problem of a body, so that one 400 lists them all.
+public struct FieldErrors {
+    public private(set) var problems: [(field: String, problem: String)] = []
+
+    public init() {}
+
+    public mutating func add(_ field: String, _ problem: String) {
+        problems.append((field, problem))
+    }
+
+    public var isEmpty: Bool { problems.isEmpty }
+
+    /// A required string of 1…`maxLength` characters with no control characters.
+    public mutating func string(_ object: [String: Any], _ field: String, path: String? = nil, maxLength: Int, required: Bool = true) -> String? {
+        let name = path ?? field
+        guard let raw = object[field], !(raw is NSNull) else {
+            if required { add(name, "is required") }
+            return nil
+        }
+        guard let text = raw as? String else {
+            add(name, "must be a string")
+            return nil
+        }
+        if text.isEmpty { add(name, "must not be empty"); return nil }
+        if text.count > maxLength { add(name, "must be at most \(maxLength) characters"); return nil }
+        if text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            add(name, "must not contain control characters")
+            return nil
+        }
+        return text
+    }
+
+    /// Throws 400 `invalid_body` listing every problem, if there is any.
+    public func check() throws(HTTPError) {
+        guard !problems.isEmpty else { return }
+        let list = problems.map { JSONValue.object(["field": .string($0.field), "problem": .string($0.problem)]) }
+        throw HTTPError(400, "invalid_body", "the body has \(problems.count) problem\(problems.count == 1 ? "" : "s")",
+                        details: ["fields": .array(list)])
+    }
+}
