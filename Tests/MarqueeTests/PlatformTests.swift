@@ -29,7 +29,7 @@ struct PlatformTests {
 
         let large = try await stack.client.request("POST", "/api/v1/test/echo", body: Data(repeating: 65, count: 4096))
         #expect(large.status == 413)
-        #expect(large.errorCode == "body_too_large")
+        #expect(large.errorCode == "payload_too_large")
         #expect(large.header("Content-Type") == "application/json")
     }
 

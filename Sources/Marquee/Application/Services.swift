@@ -8,6 +8,8 @@ import Synchronization
 /// the logger. Settings change on reload, so read them per use rather than keep a copy.
 public final class Services: Sendable {
     public let store: Store
+    /// The worker's client for internet services, shared by every feature.
+    public let upstream: UpstreamClient
     public let startedAt: ContinuousClock.Instant
     public let startedAtDate: Date
     private let current: Mutex<(settings: Settings, generation: Int, logger: Logger)>
@@ -15,6 +17,7 @@ public final class Services: Sendable {
 
     public init(store: Store, settings: Settings) {
         self.store = store
+        self.upstream = UpstreamClient(timeouts: settings.upstreamTimeouts)
         self.startedAt = .now
         self.startedAtDate = Date()
         self.current = Mutex((settings, 1, Self.makeLogger(settings)))

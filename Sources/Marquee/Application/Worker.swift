@@ -118,7 +118,7 @@ public final class Worker: Sendable {
         let response: FastCGIResponse
         if let declared = request.param("CONTENT_LENGTH").flatMap(Int.init), declared > settings.maxBodyBytes {
             // Refused before routing, so that no route reads a body it would refuse anyway.
-            response = HTTPError(413, "body_too_large", "the body is over the limit of \(settings.maxBodyBytes) bytes").response
+            response = HTTPError(413, "payload_too_large", "the body is over the limit of \(settings.maxBodyBytes) bytes").response
         } else {
             response = dispatch(&request, router: router, services: services)
         }

@@ -12,6 +12,8 @@ public struct Settings: Sendable {
     public var adminToken: String?
     /// Test-only: stop sending WATCHDOG=1 so that systemd kills and restarts the worker.
     public var stallWatchdog: Bool
+    /// Not reloadable: the HTTP client is built once per worker.
+    public var upstreamTimeouts: UpstreamClient.Timeouts
     public let reader: SettingsReader
 
     public enum LogLevelSetting: String, Sendable, CaseIterable {
@@ -33,6 +35,10 @@ public struct Settings: Sendable {
             throw SettingsError(variable: "MARQUEE_ADMIN_TOKEN", problem: "must be at least 16 characters")
         }
         stallWatchdog = try reader.bool("MARQUEE_TEST_STALL_WATCHDOG", default: false)
+        upstreamTimeouts = UpstreamClient.Timeouts(
+            connect: try reader.seconds("MARQUEE_UPSTREAM_CONNECT_TIMEOUT", default: .seconds(1), range: 0.05...30),
+            total: try reader.seconds("MARQUEE_UPSTREAM_TIMEOUT", default: .seconds(3), range: 0.1...60)
+        )
     }
 
     public var storeOptions: StoreOptions {

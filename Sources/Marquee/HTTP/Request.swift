@@ -31,7 +31,7 @@ public struct Request {
         do {
             return try fastCGI.readBody(limit: maxBodyBytes)
         } catch .tooLarge(let limit) {
-            throw HTTPError(413, "body_too_large", "the body is over the limit of \(limit) bytes")
+            throw HTTPError(413, "payload_too_large", "the body is over the limit of \(limit) bytes")
         } catch {
             throw HTTPError(400, "unreadable_body", "the body could not be read")
         }
