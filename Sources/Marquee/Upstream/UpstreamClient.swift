@@ -43,9 +43,12 @@ public final class UpstreamClient: Sendable {
     }
 
     /// GETs `url`. Answers with any status below 500 but 429 (the caller reads 404 itself);
-    /// throws for the rest once the retry is spent.
-    public func get(_ url: URL, upstream: String, headers: [(String, String)] = [], maxBytes: Int = 4 << 20) throws(UpstreamError) -> Response {
-        let deadline = ContinuousClock.now + timeouts.total
+    /// throws for the rest once the retry is spent. `deadline` shortens the total timeout, so
+    /// that a chain of calls can share one budget.
+    public func get(_ url: URL, upstream: String, headers: [(String, String)] = [], maxBytes: Int = 4 << 20,
+                    deadline callerDeadline: ContinuousClock.Instant? = nil) throws(UpstreamError) -> Response {
+        let ownDeadline = ContinuousClock.now + timeouts.total
+        let deadline = callerDeadline.map { min($0, ownDeadline) } ?? ownDeadline
         var lastError = UpstreamError.timeout
         for attempt in 1...2 {
             let pause: Duration

@@ -1,0 +1,83 @@
+import Foundation
+
+/// The body of `POST /api/v1/content-events`, checked event by event: either one event
+/// `{"type": "new-content", "url": "…"}` or `{"events": [ … ]}`. A bad event is refused on its
+/// own; the valid ones of the batch are kept.
+struct ContentEventBatch {
+    struct Accepted {
+        /// The event's position in the batch (0 for a single event).
+        var index: Int
+        var film: FilmURL
+    }
+
+    struct Refused {
+        var index: Int
+        var code: String
+        var message: String
+
+        var json: JSONValue {
+            .object(["index": .int(index), "code": .string(code), "message": .string(message)])
+        }
+    }
+
+    static let maxEvents = 500
+    static let eventType = "new-content"
+
+    var accepted: [Accepted] = []
+    var refused: [Refused] = []
+
+    /// Throws 400 `invalid_body` when the body is neither shape; single events are judged here.
+    static func parse(_ body: [String: Any], policy: FilmURLPolicy) throws(HTTPError) -> ContentEventBatch {
+        let items: [Any]
+        if let events = body["events"] {
+            guard body["url"] == nil, body["type"] == nil else {
+                throw JSONBody.invalid("send one event, or {\"events\": [ … ]}, not both")
+            }
+            guard let list = events as? [Any], !list.isEmpty else {
+                throw JSONBody.invalid("events must be a non-empty array")
+            }
+            guard list.count <= maxEvents else {
+                throw JSONBody.invalid("at most \(maxEvents) events per request; got \(list.count)")
+            }
+            items = list
+        } else {
+            items = [body]
+        }
+        var batch = ContentEventBatch()
+        for (index, item) in items.enumerated() {
+            switch event(item, policy: policy) {
+            case .success(let film): batch.accepted.append(Accepted(index: index, film: film))
+            case .failure(let refusal): batch.refused.append(Refused(index: index, code: refusal.code, message: refusal.message))
+            }
+        }
+        return batch
+    }
+
+    private struct Refusal: Error {
+        var code: String
+        var message: String
+    }
+
+    private static func event(_ item: Any, policy: FilmURLPolicy) -> Result<FilmURL, Refusal> {
+        guard let event = item as? [String: Any] else {
+            return .failure(Refusal(code: "invalid_event", message: "an event must be a JSON object"))
+        }
+        guard let type = event["type"] as? String else {
+            return .failure(Refusal(code: "invalid_event", message: "type is required and must be \"\(eventType)\""))
+        }
+        guard type == eventType else {
+            return .failure(Refusal(code: "unsupported_type", message: "type must be \"\(eventType)\", not \"\(type.prefix(50))\""))
+        }
+        guard let raw = event["url"], !(raw is NSNull) else {
+            return .failure(Refusal(code: "invalid_url", message: "url is required"))
+        }
+        guard let url = raw as? String else {
+            return .failure(Refusal(code: "invalid_url", message: "url must be a string"))
+        }
+        do {
+            return .success(try FilmURL.parse(url, policy: policy))
+        } catch {
+            return .failure(Refusal(code: "invalid_url", message: error.reason))
+        }
+    }
+}

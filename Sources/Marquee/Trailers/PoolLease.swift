@@ -1,0 +1,56 @@
+import LMDBStore
+import Synchronization
+
+/// A pool-wide lease that makes one background loop run in exactly one worker at a time.
+/// Every worker claims it each round; the holder renews it, the others read it and go on.
+/// A worker that stops hands it back at once, and one killed outright is replaced as soon as a
+/// peer on the host sees that its pid is gone (or after `ttl` from another host).
+final class PoolLease: Sendable {
+    let name: String
+    private let store: Store
+    private let ttl: Duration
+    private let state = Mutex<(stopped: Bool, holding: Bool)>((false, false))
+
+    init(_ name: String, store: Store, ttl: Duration = .seconds(10)) {
+        self.name = name
+        self.store = store
+        self.ttl = ttl
+    }
+
+    /// Takes or renews the lease; false when another worker holds it or this one is stopping.
+    func claim() -> Bool {
+        state.withLock { state in
+            guard !state.stopped else { return false }
+            do {
+                // Read first, so that the workers that do not hold it stay off the write lock.
+                if let lease = try store.lease(name), lease.owner != Lease.processOwner, lease.state == .held,
+                   lease.isLive(at: StoreClock.nowMillis()) {
+                    state.holding = false
+                    return false
+                }
+                state.holding = try store.acquireLease(name, ttl: ttl)
+            } catch {
+                state.holding = false
+            }
+            return state.holding
+        }
+    }
+
+    /// Stops claiming and gives the lease back if held.
+    func stop() {
+        state.withLock { state in
+            state.stopped = true
+            if state.holding { _ = try? store.releaseLease(name) }
+            state.holding = false
+        }
+    }
+
+    var isStopped: Bool { state.withLock { $0.stopped } }
+    var isHeldHere: Bool { state.withLock { $0.holding } }
+
+    /// `pid@host` of the live holder, pool-wide, if any.
+    var holder: String? {
+        guard let lease = try? store.lease(name), lease.state == .held, lease.isLive(at: StoreClock.nowMillis()) else { return nil }
+        return lease.owner
+    }
+}

@@ -1,0 +1,145 @@
+import LMDBStore
+import Logging
+
+/// Final answers, shared by the whole pool through the store.
+///
+/// A hit is one read transaction and the stored bytes served as they are. A miss runs the
+/// lookup chain under the store's pool-wide single flight: whatever the number of requests,
+/// workers and the event consumer asking at once, one of them calls the upstreams and the
+/// others wait for its answer or, when it fails, for its error. When the chain fails and an
+/// expired answer is stored, that answer is served marked stale instead of the error.
+final class TrailerCache: Sendable {
+    private let store: Store
+    let lookup: TrailerLookup
+    let metrics: TrailerMetrics
+    private let logger: @Sendable () -> Logger
+
+    init(store: Store, upstream: UpstreamClient, metrics: TrailerMetrics, logger: @escaping @Sendable () -> Logger) {
+        self.store = store
+        self.lookup = TrailerLookup(store: store, upstream: upstream)
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    struct Served {
+        var record: TrailerRecord
+        var stale: Bool
+    }
+
+    /// The answer for a client request. Lookups wait inside `bulkhead`, so that a slow upstream
+    /// holds at most its limit of this worker's threads; beyond it the answer is 503, or the
+    /// stale answer when there is one.
+    func answer(_ film: FilmURL, settings: TrailersSettings, bulkhead: Bulkhead) throws(HTTPError) -> Served {
+        let key = TrailerKeys.answer(film)
+        let stored: StoreEntry?
+        do {
+            stored = try store.entry(key)
+        } catch {
+            throw Self.storeUnavailable
+        }
+        if let stored, !stored.isExpired(), let record = TrailerRecord(stored.value) {
+            metrics.hit()
+            return Served(record: record, stale: false)
+        }
+        let outcome: Result<Served, HTTPError>
+        do {
+            outcome = try bulkhead.run { shared(film, key: key, settings: settings) }
+        } catch {
+            if let stale = staleAnswer(stored) { return stale }
+            metrics.failed("overloaded")
+            throw UpstreamError.overloaded.httpError
+        }
+        return try outcome.get()
+    }
+
+    private func shared(_ film: FilmURL, key: String, settings: TrailersSettings) -> Result<Served, HTTPError> {
+        let failure: HTTPError
+        do {
+            let fetched = try fetch(film, key: key, settings: settings)
+            guard let record = TrailerRecord(fetched.entry.value) else {
+                throw HTTPError(500, "internal", "the stored answer is unreadable; it is replaced at its expiry")
+            }
+            switch fetched.source {
+            case .hit:
+                metrics.hit()
+            case .computed, .waited:
+                metrics.miss()
+            case .stale:
+                // Another process is computing the answer right now: the expired one serves meanwhile.
+                metrics.servedStale()
+                return .success(Served(record: record, stale: true))
+            }
+            return .success(Served(record: record, stale: false))
+        } catch {
+            failure = Self.httpError(for: error)
+        }
+        if let stale = staleAnswer(try? store.entry(key)) { return .success(stale) }
+        metrics.failed(failure.code)
+        return .failure(failure)
+    }
+
+    /// What the event consumer's prefetch came to.
+    enum Prefetch: Equatable {
+        /// A fresh answer (found or not found) is stored.
+        case stored
+        /// Another process is computing it now; try again shortly.
+        case busy
+        case failed(String)
+    }
+
+    /// Makes sure a fresh answer for `film` is stored, through the same single flight as requests.
+    func prefetch(_ film: FilmURL, settings: TrailersSettings) -> Prefetch {
+        do {
+            let fetched = try fetch(film, key: TrailerKeys.answer(film), settings: settings)
+            return fetched.source == .stale ? .busy : .stored
+        } catch {
+            return .failed(Self.httpError(for: error).message)
+        }
+    }
+
+    private func fetch(_ film: FilmURL, key: String, settings: TrailersSettings) throws -> Fetched {
+        let lookup = self.lookup
+        let logger = self.logger
+        return try store.fetch(key, wait: lookup.upstream.timeouts.total + .seconds(1), failurePayload: Self.payload) {
+            do {
+                let outcome = try lookup.resolve(film, settings: settings)
+                return (outcome.record.bytes, outcome.lifetime)
+            } catch {
+                logger().warning("trailer lookup failed", metadata: ["url": "\(film.normalised)", "error": "\(error)"])
+                throw error
+            }
+        }
+    }
+
+    private func staleAnswer(_ entry: StoreEntry?) -> Served? {
+        guard let entry, let record = TrailerRecord(entry.value), record.status == 200 else { return nil }
+        metrics.servedStale()
+        return Served(record: record, stale: true)
+    }
+
+    static let storeUnavailable = HTTPError(503, "store_unavailable", "the shared store cannot be read; retry shortly",
+                                            headers: [(name: "Retry-After", value: "1")])
+
+    /// The leader's error as its waiters receive it: `status code message`.
+    private static func payload(_ error: any Error) -> [UInt8] {
+        let failure = httpError(for: error)
+        return Array("\(failure.status) \(failure.code) \(failure.message)".utf8)
+    }
+
+    static func httpError(for error: any Error) -> HTTPError {
+        switch error {
+        case let failure as HTTPError:
+            return failure
+        case let upstream as UpstreamError:
+            return upstream.httpError
+        case let failure as SingleFlightFailure:
+            let parts = String(decoding: failure.payload, as: UTF8.self).split(separator: " ", maxSplits: 2).map(String.init)
+            guard parts.count == 3, let status = Int(parts[0]) else { return HTTPError(502, "upstream_error", "the upstream lookup failed") }
+            return HTTPError(status, parts[1], parts[2])
+        case is SingleFlightTimeout:
+            return UpstreamError.timeout.httpError
+        default:
+            return storeUnavailable
+        }
+    }
+}

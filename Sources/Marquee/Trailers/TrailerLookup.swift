@@ -1,0 +1,123 @@
+import Foundation
+import LMDBStore
+
+/// The lookup chain: Viaplay document → IMDb id → TMDB find → TMDB id → TMDB videos →
+/// trailers. Each step's answer is kept in the store with its own time-to-live, so a chain run
+/// after the final answer expired calls only the upstreams whose step expired too.
+///
+/// The whole chain shares one deadline, the upstream client's total timeout, and no store
+/// transaction is open while an upstream is called.
+struct TrailerLookup: Sendable {
+    let store: Store
+    let upstream: UpstreamClient
+
+    struct Outcome {
+        var record: TrailerRecord
+        /// How long the record may be served: as long as the shortest-lived step it came from.
+        var lifetime: Duration
+        var tmdbCalls: Int
+    }
+
+    /// A step's answer as stored: a value, or why there is none.
+    private struct Step<Value: Codable>: Codable {
+        var value: Value?
+        var notFound: String?
+    }
+
+    /// Runs the chain for `film`. `revalidate` asks TMDB for the videos even when the stored
+    /// step is fresh (the refresher's re-validation). Throws only for upstream failures; every
+    /// kind of "not found" is an answer.
+    func resolve(_ film: FilmURL, settings: TrailersSettings, revalidate: Bool = false) throws(UpstreamError) -> Outcome {
+        let deadline = ContinuousClock.now + upstream.timeouts.total
+        let lifetimes = settings.lifetimes
+        let tmdb = TMDBAPI(base: settings.tmdbBase, auth: settings.tmdbAuth)
+        var tmdbCalls = 0
+        var expiresAt = UInt64.max
+
+        func notFound(_ reason: String) -> Outcome {
+            let lifetime = min(lifetimes.negative, Self.remaining(until: expiresAt))
+            return Outcome(record: .notFound(url: film.normalised, reason: reason), lifetime: lifetime, tmdbCalls: tmdbCalls)
+        }
+
+        let content: Step<String> = try step(TrailerKeys.content(film), lifetimes.content, lifetimes.negative, &expiresAt) { () throws(UpstreamError) in
+            let answer = try call(film.contentURL(viaplayBase: settings.viaplayBase), upstream: "viaplay", deadline: deadline)
+            switch answer.status {
+            case 200:
+                guard let id = try ViaplayContent.imdbId(in: answer.body) else { return Step(notFound: "the Viaplay document of this film has no IMDb id") }
+                return Step(value: id)
+            case 404, 410:
+                return Step(notFound: "Viaplay does not know this film")
+            default:
+                throw .status(answer.status)
+            }
+        }
+        guard let imdbId = content.value else { return notFound(content.notFound ?? "not found") }
+
+        let find: Step<Int> = try step(TrailerKeys.find(imdbId: imdbId), lifetimes.find, lifetimes.negative, &expiresAt) { () throws(UpstreamError) in
+            tmdbCalls += 1
+            let answer = try call(tmdb.findURL(imdbId: imdbId), upstream: "tmdb", headers: tmdb.headers, deadline: deadline)
+            switch answer.status {
+            case 200:
+                guard let id = try TMDBAPI.tmdbId(inFind: answer.body) else { return Step(notFound: "TMDB has no film with IMDb id \(imdbId)") }
+                return Step(value: id)
+            case 404:
+                return Step(notFound: "TMDB has no film with IMDb id \(imdbId)")
+            default:
+                throw .status(answer.status)
+            }
+        }
+        guard let tmdbId = find.value else { return notFound(find.notFound ?? "not found") }
+
+        let videos: Step<[Trailer]> = try step(TrailerKeys.videos(tmdbId: tmdbId), lifetimes.videos, lifetimes.negative, &expiresAt,
+                                               revalidate: revalidate) { () throws(UpstreamError) in
+            tmdbCalls += 1
+            let answer = try call(tmdb.videosURL(tmdbId: tmdbId), upstream: "tmdb", headers: tmdb.headers, deadline: deadline)
+            switch answer.status {
+            case 200:
+                let trailers = try TMDBAPI.trailers(inVideos: answer.body)
+                return trailers.isEmpty ? Step(notFound: "TMDB lists no YouTube trailer for this film") : Step(value: trailers)
+            case 404:
+                return Step(notFound: "TMDB does not know the film with TMDB id \(tmdbId)")
+            default:
+                throw .status(answer.status)
+            }
+        }
+        guard let trailers = videos.value, !trailers.isEmpty else { return notFound(videos.notFound ?? "not found") }
+
+        let answer = TrailerRecord.Answer(url: film.normalised, imdbId: imdbId, tmdbId: tmdbId, trailers: trailers,
+                                          updatedAt: Date().formatted(.iso8601))
+        return Outcome(record: .found(answer), lifetime: Self.remaining(until: expiresAt), tmdbCalls: tmdbCalls)
+    }
+
+    /// The step's stored answer when fresh (and not `revalidate`), else `fetch`'s, stored with
+    /// `lifetime` (or `negative` for a "not found"). Lowers `expiresAt` to the step's expiry.
+    private func step<Value: Codable>(
+        _ key: String, _ lifetime: Duration, _ negative: Duration, _ expiresAt: inout UInt64, revalidate: Bool = false,
+        fetch: () throws(UpstreamError) -> Step<Value>
+    ) throws(UpstreamError) -> Step<Value> {
+        if !revalidate, let entry = try? store.entry(key), !entry.isExpired(),
+           let stored = try? JSONDecoder().decode(Step<Value>.self, from: Data(entry.value)) {
+            expiresAt = min(expiresAt, entry.expiresAt)
+            return stored
+        }
+        let fetched = try fetch()
+        let ttl = fetched.value == nil ? negative : lifetime
+        if let bytes = try? JSONEncoder().encode(fetched) {
+            // A store that cannot take the step only costs a repeated call later.
+            try? store.put(key, Array(bytes), ttl: ttl)
+        }
+        expiresAt = min(expiresAt, StoreClock.nowMillis() + UInt64(ttl.nanoseconds / 1_000_000))
+        return fetched
+    }
+
+    private func call(_ url: URL, upstream name: String, headers: [(String, String)] = [],
+                      deadline: ContinuousClock.Instant) throws(UpstreamError) -> UpstreamClient.Response {
+        guard ContinuousClock.now < deadline else { throw .timeout }
+        return try upstream.get(url, upstream: name, headers: headers, maxBytes: name == "viaplay" ? 4 << 20 : 1 << 20, deadline: deadline)
+    }
+
+    private static func remaining(until expiresAt: UInt64) -> Duration {
+        let now = StoreClock.nowMillis()
+        return .milliseconds(Int64(clamping: expiresAt > now + 1000 ? expiresAt - now : 1000))
+    }
+}

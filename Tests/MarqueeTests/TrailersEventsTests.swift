@@ -1,0 +1,195 @@
+import Foundation
+import Testing
+
+/// Onboarding by content events through nginx and real workers: the admin endpoint, the pool's
+/// one consumer (also when its worker is killed), retries and parking, and the refresher.
+@Suite("Trailers events", .serialized)
+struct TrailersEventsTests {
+    @Test("an event is queued with 202, and within 2 s a GET is served with zero upstream calls")
+    func prefetchOnEvent() async throws {
+        let fake = try FakeUpstream()
+        defer { fake.stop() }
+        let stack = try await Stack("trailers-event", workers: 2, environment: TrailersFixtures.environment(fake))
+        defer { stack.stop() }
+
+        let posted = ContinuousClock.now
+        let accepted = try await TrailersFixtures.post(stack, ["type": "new-content", "url": TrailersFixtures.arrival + "/"])
+        #expect(accepted.status == 202)
+        #expect(accepted.json()?["accepted"] as? Int == 1)
+        let event = (accepted.json()?["events"] as? [[String: Any]])?.first
+        #expect(event?["url"] as? String == TrailersFixtures.arrival)
+        #expect(event?["status"] as? String == "queued")
+
+        let drained = try await TrailersFixtures.eventually(within: .seconds(2)) {
+            let events = TrailersFixtures.events(try await TrailersFixtures.status(stack))
+            return events["queueDepth"] as? Int == 0 && events["processed"] as? Int == 1
+        }
+        #expect(drained)
+        let callsBefore = TrailersFixtures.calls(fake, TrailersFixtures.arrivalPaths)
+        #expect(callsBefore == [1, 1, 1], "the consumer made the lookup")
+        let answer = try await stack.client.get(TrailersFixtures.path(TrailersFixtures.arrival))
+        #expect(ContinuousClock.now - posted < .seconds(2))
+        #expect(answer.status == 200)
+        #expect(((answer.json()?["trailers"] as? [[String: Any]])?.first?["key"]) as? String == TrailersFixtures.firstTrailer)
+        #expect(TrailersFixtures.calls(fake, TrailersFixtures.arrivalPaths) == callsBefore, "the GET made no upstream call")
+    }
+
+    @Test("the endpoint wants the admin token, refuses bad events one by one and keeps the rest")
+    func batchRefusals() async throws {
+        let fake = try FakeUpstream()
+        defer { fake.stop() }
+        let stack = try await Stack("trailers-batch", workers: 2, environment: TrailersFixtures.environment(fake))
+        defer { stack.stop() }
+        let body = try JSONSerialization.data(withJSONObject: ["type": "new-content", "url": TrailersFixtures.arrival])
+        let anonymous = try await stack.client.request("POST", "/api/v1/content-events", body: body)
+        #expect(anonymous.status == 401)
+        let wrong = try await stack.client.request("POST", "/api/v1/content-events", headers: ["Authorization": "Bearer wrong-token-0123456789"], body: body)
+        #expect(wrong.status == 403)
+        let notJSON = try await stack.client.request("POST", "/api/v1/content-events", headers: TrailersFixtures.adminHeaders, body: Data("[1]".utf8))
+        #expect(notJSON.errorCode == "invalid_body")
+
+        let other = TrailersFixtures.add(fake, slug: "other-film", imdbId: "tt0000301", tmdbId: 301)
+        let mixed = try await TrailersFixtures.post(stack, ["events": [
+            ["type": "new-content", "url": TrailersFixtures.arrival],
+            ["type": "new-content", "url": "https://evil.com/pc-se/film/x"],
+            ["type": "new-content", "url": TrailersFixtures.arrival + "?again=1"],
+            ["type": "something-else", "url": other.url],
+            ["type": "new-content", "url": other.url],
+        ]])
+        #expect(mixed.status == 400)
+        let error = try #require(mixed.json()?["error"] as? [String: Any])
+        #expect(error["code"] as? String == "invalid_events")
+        #expect(error["accepted"] as? Int == 3)
+        let kept = try #require(error["events"] as? [[String: Any]])
+        #expect(kept.map { $0["index"] as? Int } == [0, 2, 4])
+        #expect(kept.map { $0["status"] as? String } == ["queued", "duplicate", "queued"])
+        let refused = try #require(error["refused"] as? [[String: Any]])
+        #expect(refused.map { $0["index"] as? Int } == [1, 3])
+        #expect(refused.map { $0["code"] as? String } == ["invalid_url", "unsupported_type"])
+
+        let drained = try await TrailersFixtures.eventually(within: .seconds(3)) {
+            TrailersFixtures.events(try await TrailersFixtures.status(stack))["processed"] as? Int == 2
+        }
+        #expect(drained)
+        #expect(TrailersFixtures.calls(fake, TrailersFixtures.arrivalPaths) == [1, 1, 1], "the duplicate made no second lookup")
+        #expect(TrailersFixtures.calls(fake, other.paths) == [1, 1, 1])
+        let events = TrailersFixtures.events(try await TrailersFixtures.status(stack))
+        #expect(events["duplicates"] as? Int == 1)
+        #expect(events["accepted"] as? Int == 3)
+    }
+
+    @Test("failing events are retried with backoff, parked after the last attempt, shown on status, requeued by a new event")
+    func retriesAndParking() async throws {
+        let fake = try FakeUpstream()
+        defer { fake.stop() }
+        let stack = try await Stack("trailers-park", workers: 2, environment: TrailersFixtures.environment(fake, [
+            "MARQUEE_TRAILERS_EVENT_ATTEMPTS": "3", "MARQUEE_TRAILERS_EVENT_BACKOFF": "0.2",
+        ]))
+        defer { stack.stop() }
+        fake.set(TrailersFixtures.arrivalPaths[0], .status(503, []))
+        #expect(try await TrailersFixtures.post(stack, ["type": "new-content", "url": TrailersFixtures.arrival]).status == 202)
+
+        let parked = try await TrailersFixtures.eventually(within: .seconds(5)) {
+            TrailersFixtures.events(try await TrailersFixtures.status(stack))["parked"] as? Int == 1
+        }
+        #expect(parked)
+        let events = TrailersFixtures.events(try await TrailersFixtures.status(stack))
+        #expect(events["queueDepth"] as? Int == 0)
+        let shown = try #require((events["parkedEvents"] as? [[String: Any]])?.first)
+        #expect(shown["url"] as? String == TrailersFixtures.arrival)
+        #expect(shown["attempts"] as? Int == 3)
+        #expect((shown["lastError"] as? String)?.contains("503") == true)
+        // Each attempt is one GET and its one retry: three attempts, six calls, none after parking.
+        #expect(fake.calls(TrailersFixtures.arrivalPaths[0]) == 6)
+
+        fake.loadFixtures()
+        let again = try await TrailersFixtures.post(stack, ["type": "new-content", "url": TrailersFixtures.arrival])
+        #expect((again.json()?["events"] as? [[String: Any]])?.first?["status"] as? String == "requeued")
+        let processed = try await TrailersFixtures.eventually(within: .seconds(3)) {
+            let events = TrailersFixtures.events(try await TrailersFixtures.status(stack))
+            return events["parked"] as? Int == 0 && events["processed"] as? Int == 1
+        }
+        #expect(processed)
+    }
+
+    @Test("kill -9 of the worker holding the consumer lease with events queued: every event is still processed")
+    func consumerSurvivesKill() async throws {
+        let fake = try FakeUpstream()
+        defer { fake.stop() }
+        let stack = try await Stack("trailers-kill", workers: 2, environment: TrailersFixtures.environment(fake, [
+            "MARQUEE_TRAILERS_EVENT_ATTEMPTS": "100", "MARQUEE_TRAILERS_EVENT_BACKOFF": "0.1",
+        ]))
+        defer { stack.stop() }
+        let films = (1...5).map { TrailersFixtures.add(fake, slug: "kill-\($0)", imdbId: "tt000040\($0)", tmdbId: 400 + $0) }
+        // Viaplay fails until after the kill, so that the events are still queued then.
+        for film in films { fake.set(film.paths[0], .status(503, [])) }
+        let posted = try await TrailersFixtures.post(stack, ["events": films.map { ["type": "new-content", "url": $0.url] }])
+        #expect(posted.status == 202)
+
+        var holder: String?
+        _ = try await TrailersFixtures.eventually(within: .seconds(3)) {
+            holder = (try await TrailersFixtures.status(stack)["consumer"] as? [String: Any])?["holder"] as? String
+            return holder != nil && films.allSatisfy { fake.calls($0.paths[0]) > 0 }
+        }
+        let holderPid = try #require(holder.flatMap { Int32($0.split(separator: "@").first ?? "") })
+        let victim = try #require(stack.workers.first { $0.pid == holderPid })
+        #expect(TrailersFixtures.events(try await TrailersFixtures.status(stack))["queueDepth"] as? Int == 5)
+
+        victim.signal(SIGKILL)
+        #expect(victim.waitForExit(timeout: .seconds(5)) != nil)
+        for film in films { fake.set(film.paths[0], .json(TrailersFixtures.viaplayDocument(imdbId: film.imdbId))) }
+        try stack.startWorker()
+
+        let drained = try await TrailersFixtures.eventually(within: .seconds(10)) {
+            TrailersFixtures.events(try await TrailersFixtures.status(stack))["queueDepth"] as? Int == 0
+        }
+        #expect(drained)
+        let newHolder = (try await TrailersFixtures.status(stack)["consumer"] as? [String: Any])?["holder"] as? String
+        #expect(newHolder != nil && newHolder != holder)
+        for film in films {
+            let before = TrailersFixtures.calls(fake, film.paths)
+            #expect(before[1] == 1 && before[2] == 1, "\(film.url) was looked up by the consumer")
+            let answer = try await stack.client.get(TrailersFixtures.path(film.url))
+            #expect(answer.status == 200)
+            #expect(TrailersFixtures.calls(fake, film.paths) == before, "\(film.url) was served from the store")
+        }
+    }
+
+    @Test("the refresher re-validates old answers at its rate, and a pulled trailer shows up unasked")
+    func refresher() async throws {
+        let fake = try FakeUpstream()
+        defer { fake.stop() }
+        let stack = try await Stack("trailers-refresh", workers: 2, environment: TrailersFixtures.environment(fake, [
+            "MARQUEE_TRAILERS_REFRESH_AGE": "1", "MARQUEE_TRAILERS_REFRESH_RATE": "2",
+        ]))
+        defer { stack.stop() }
+        let films = [TrailersFixtures.arrivalFilm] + (1...4).map { TrailersFixtures.add(fake, slug: "refresh-\($0)", imdbId: "tt000050\($0)", tmdbId: 500 + $0) }
+        for film in films {
+            #expect(try await stack.client.get(TrailersFixtures.path(film.url)).status == 200)
+        }
+
+        // TMDB drops arrival's first trailer; the refresher notices without any client asking.
+        let videos = try #require(JSONSerialization.jsonObject(with: Data(FakeUpstream.fixture("tmdb/movie-329865-videos.json"))) as? [String: Any])
+        let remaining = (videos["results"] as! [[String: Any]]).filter { $0["key"] as? String != TrailersFixtures.firstTrailer }
+        fake.set("/3/movie/329865/videos", .json(FakeUpstream.encode(["results": remaining])))
+
+        func refreshCalls() -> Int { films.map { fake.calls($0.paths[2]) }.reduce(0, +) - films.count }
+        var firstAt: ContinuousClock.Instant?
+        let allRefreshed = try await TrailersFixtures.eventually(within: .seconds(10)) {
+            if firstAt == nil, refreshCalls() >= 1 { firstAt = .now }
+            return refreshCalls() >= films.count
+        }
+        #expect(allRefreshed)
+        // At 2 TMDB calls a second, five refreshes (one videos call each) span at least two seconds.
+        let span = ContinuousClock.now - (firstAt ?? .now)
+        #expect(span >= .milliseconds(1800), "refreshes came too fast: \(span)")
+        for film in films {
+            #expect(fake.calls(film.paths[0]) == 1 && fake.calls(film.paths[1]) == 1, "the Viaplay and find steps were still fresh")
+        }
+
+        let callsBefore = TrailersFixtures.calls(fake, TrailersFixtures.arrivalPaths)
+        let answer = try await stack.client.get(TrailersFixtures.path(TrailersFixtures.arrival))
+        #expect(((answer.json()?["trailers"] as? [[String: Any]])?.first?["key"]) as? String == "WH9F4WkvhRk")
+        #expect(TrailersFixtures.calls(fake, TrailersFixtures.arrivalPaths) == callsBefore)
+    }
+}
