@@ -10,6 +10,9 @@ import Testing
 @Suite("Trailers benchmark", .serialized, .enabled(if: ProcessInfo.processInfo.environment["MARQUEE_BENCH"] == "1"))
 struct TrailersBenchmarkTests {
     static let duration = ProcessInfo.processInfo.environment["MARQUEE_BENCH_DURATION"] ?? "10s"
+    /// The workers' log level may be chosen for the run (MARQUEE_LOG_LEVEL=warning drops the
+    /// per-request line).
+    static let passedThrough = ProcessInfo.processInfo.environment.filter { $0.key == "MARQUEE_LOG_LEVEL" }
 
     @Test("a cached trailer hit through nginx against the C ceiling, by deploy/bench")
     func againstCeiling() async throws {
@@ -19,12 +22,14 @@ struct TrailersBenchmarkTests {
         defer { try? FileManager.default.removeItem(at: scratch) }
         let route = TrailersFixtures.path(TrailersFixtures.arrival)
         // deploy/bench's one probe request before measuring is the miss that stores the answer.
-        let bench = try ChildProcess(
-            "deploy-bench", executable: "/bin/bash",
-            arguments: [TestPaths.script("deploy/bench"), route, "--duration", Self.duration, "--port", "\(TestPaths.freePort())",
-                        "--binary", TestPaths.marquee],
-            environment: TrailersFixtures.environment(fake), logDirectory: scratch
-        )
+        let bench = try TrailersFixtures.withSignalsUnblocked {
+            try ChildProcess(
+                "deploy-bench", executable: "/bin/bash",
+                arguments: [TestPaths.script("deploy/bench"), route, "--duration", Self.duration, "--port", "\(Self.benchPort())",
+                            "--binary", TestPaths.marquee],
+                environment: TrailersFixtures.environment(fake, Self.passedThrough), logDirectory: scratch
+            )
+        }
         let status = bench.waitForExit(timeout: .seconds(600))
         let output = bench.log
         print(output)
@@ -44,8 +49,8 @@ struct TrailersBenchmarkTests {
         let fake = try FakeUpstream()
         defer { fake.stop() }
         let stack = try await Stack("trailers-bench-hang", workers: 2, environment: TrailersFixtures.environment(fake, [
-            "MARQUEE_THREADS": "8", "MARQUEE_LOG_LEVEL": "warning",
-        ]))
+            "MARQUEE_THREADS": "8",
+        ].merging(Self.passedThrough) { _, new in new }))
         defer { stack.stop() }
         let cached = TrailersFixtures.path(TrailersFixtures.arrival)
         #expect(try await stack.client.get(cached).status == 200)
@@ -82,6 +87,26 @@ struct TrailersBenchmarkTests {
         #expect(healthy.non2xx == 0 && hanging.non2xx == 0)
         #expect(fake.calls(films[0].paths[1]) > 0, "the hanging lookups reached TMDB")
         #expect(ratio >= 0.8, "cached throughput with TMDB hanging / healthy: \(ratio)")
+    }
+
+    /// deploy/bench listens on PORT and PORT+1; both below the ephemeral range, so that no
+    /// client socket of the run can hold either.
+    private static func benchPort() -> Int {
+        func free(_ port: Int) -> Bool {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = UInt16(port).bigEndian
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+        }
+        while true {
+            let port = Int.random(in: 20_000...29_998)
+            if free(port) && free(port + 1) { return port }
+        }
     }
 
     private struct WrkResult {

@@ -158,7 +158,7 @@ struct TrailersUnitTests {
     @Test("a stored record answers all three shapes, and a stale serve only flips the flag")
     func recordShapes() throws {
         let trailers = try TMDBAPI.trailers(inVideos: FakeUpstream.fixture("tmdb/movie-329865-videos.json"))
-        let record = TrailerRecord.found(.init(url: TrailersFixtures.arrival, imdbId: "tt2543164", tmdbId: 329_865,
+        let record = try TrailerRecord.found(.init(url: TrailersFixtures.arrival, imdbId: "tt2543164", tmdbId: 329_865,
                                                trailers: trailers, updatedAt: "2024-01-01T00:00:00Z"))
         #expect(TrailerRecord(record.bytes)?.url == TrailersFixtures.arrival)
 

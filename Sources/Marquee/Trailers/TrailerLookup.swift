@@ -86,7 +86,8 @@ struct TrailerLookup: Sendable {
 
         let answer = TrailerRecord.Answer(url: film.normalised, imdbId: imdbId, tmdbId: tmdbId, trailers: trailers,
                                           updatedAt: Date().formatted(.iso8601))
-        return Outcome(record: .found(answer), lifetime: Self.remaining(until: expiresAt), tmdbCalls: tmdbCalls)
+        guard let record = try? TrailerRecord.found(answer) else { throw .malformed("the answer could not be encoded") }
+        return Outcome(record: record, lifetime: Self.remaining(until: expiresAt), tmdbCalls: tmdbCalls)
     }
 
     /// The step's stored answer when fresh (and not `revalidate`), else `fetch`'s, stored with

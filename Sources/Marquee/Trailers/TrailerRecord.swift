@@ -43,14 +43,15 @@ public struct TrailerRecord: Sendable {
         public var updatedAt: String
     }
 
-    static func found(_ answer: Answer) -> TrailerRecord {
+    /// `answer` must list at least one trailer: without one, the film is not found.
+    static func found(_ answer: Answer) throws -> TrailerRecord {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var full = (try? Array(encoder.encode(answer))) ?? []
+        var full = Array(try encoder.encode(answer))
         full.removeLast()
         full += Array(#","stale":false}"#.utf8)
-        let first = (try? Array(encoder.encode(["trailerUrl": answer.trailers[0].shortURL]))) ?? []
-        let urls = (try? Array(encoder.encode(answer.trailers.map(\.url)))) ?? []
+        let first = Array(try encoder.encode(["trailerUrl": answer.trailers[0].shortURL]))
+        let urls = Array(try encoder.encode(answer.trailers.map(\.url)))
         return TrailerRecord(Self.foundLine + full + [Self.newline] + first + [Self.newline] + urls)!
     }
 
