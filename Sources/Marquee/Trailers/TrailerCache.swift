@@ -117,7 +117,7 @@ final class TrailerCache: Sendable {
         return Served(record: record, stale: true)
     }
 
-    static let storeUnavailable = HTTPError(503, "store_unavailable", "the shared store cannot be read; retry shortly",
+    static let storeUnavailable = HTTPError(503, "store_unavailable", "the shared store cannot be used; retry shortly",
                                             headers: [(name: "Retry-After", value: "1")])
 
     /// The leader's error as its waiters receive it: `status code message`.

@@ -1,0 +1,121 @@
+import FastCGI
+import Logging
+import Synchronization
+
+/// The feature's moving parts in one worker.
+final class TrailersRuntime: Sendable {
+    let services: Services
+    let threads: Int
+    let metrics: TrailerMetrics
+    private let configuration: TrailersConfiguration
+    private let cache: TrailerCache
+    private let queue: ContentEventQueue
+    private let consumer: ContentEventConsumer
+    private let refresher: TrailerRefresher
+    private let background = Mutex<[BackgroundThread]>([])
+
+    init(services: Services, settings: TrailersSettings) {
+        self.services = services
+        self.threads = services.settings.threads
+        let configuration = TrailersConfiguration(settings)
+        self.configuration = configuration
+        let logger: @Sendable () -> Logger = { services.logger }
+        let settingsNow: @Sendable () -> TrailersSettings = { configuration.settings }
+        let metrics = TrailerMetrics()
+        self.metrics = metrics
+        let cache = TrailerCache(store: services.store, upstream: services.upstream, metrics: metrics, logger: logger)
+        self.cache = cache
+        queue = ContentEventQueue(store: services.store)
+        consumer = ContentEventConsumer(store: services.store, cache: cache, settings: settingsNow, logger: logger)
+        refresher = TrailerRefresher(store: services.store, lookup: cache.lookup, settings: settingsNow, logger: logger)
+    }
+
+    func apply(_ settings: TrailersSettings) {
+        configuration.apply(settings)
+    }
+
+    func trailers(_ request: Request, shape: TrailerShape) throws(HTTPError) -> FastCGIResponse {
+        let (settings, bulkhead) = configuration.now
+        let film: FilmURL
+        do {
+            film = try FilmURL.parse(request.query["url"], policy: settings.policy)
+        } catch {
+            metrics.invalidURL()
+            throw HTTPError(400, "invalid_url", error.reason)
+        }
+        let served = try cache.answer(film, settings: settings, bulkhead: bulkhead)
+        return served.record.response(shape, stale: served.stale)
+    }
+
+    /// 202 once every valid event is durably queued; 400 `invalid_events` when some were
+    /// refused, listing them, while the valid ones of the batch are queued all the same.
+    func contentEvents(_ request: Request) throws -> FastCGIResponse {
+        try AdminAuthorization.require(request, services: services)
+        let batch = try ContentEventBatch.parse(try JSONBody.object(request), policy: configuration.settings.policy)
+        let admissions: [ContentEventQueue.Admission]
+        do {
+            admissions = batch.accepted.isEmpty ? [] : try queue.enqueue(batch.accepted.map(\.film))
+        } catch {
+            services.logger.error("cannot queue content events", metadata: ["error": "\(error)"])
+            throw TrailerCache.storeUnavailable
+        }
+        let events = zip(batch.accepted, admissions).map { accepted, admission in
+            JSONValue.object(["index": .int(accepted.index), "url": .string(accepted.film.normalised), "status": .string(admission.rawValue)])
+        }
+        guard batch.refused.isEmpty else {
+            let total = batch.accepted.count + batch.refused.count
+            let message = batch.accepted.isEmpty
+                ? "\(batch.refused.count == 1 ? "the event was" : "all \(total) events were") refused; nothing was queued"
+                : "\(batch.refused.count) of \(total) events were refused; the \(batch.accepted.count) others are queued"
+            throw HTTPError(400, "invalid_events", message, details: [
+                "accepted": .int(batch.accepted.count), "events": .array(events), "refused": .array(batch.refused.map(\.json)),
+            ])
+        }
+        return .json(202, JSONValue.object(["accepted": .int(batch.accepted.count), "events": .array(events)]))
+    }
+
+    func start() {
+        let consumer = self.consumer
+        let refresher = self.refresher
+        background.withLock { threads in
+            guard threads.isEmpty else { return }
+            threads = [
+                BackgroundThread(name: "trailers-events", interval: ContentEventConsumer.interval) { consumer.round() },
+                BackgroundThread(name: "trailers-refresher", interval: TrailerRefresher.interval) { refresher.round() },
+            ]
+        }
+    }
+
+    func stop() {
+        consumer.stop()
+        refresher.stop()
+        background.withLock { threads in
+            for thread in threads { thread.stop() }
+        }
+    }
+
+    func status() -> JSONValue {
+        let (settings, bulkhead) = configuration.now
+        var events: [String: JSONValue] = [:]
+        if let figures = try? queue.figures() {
+            events = [
+                "queueDepth": .int(figures.queued), "parked": .int(figures.parked), "accepted": .int(figures.accepted),
+                "duplicates": .int(figures.duplicates), "processed": .int(figures.processed),
+            ]
+        }
+        events["parkedEvents"] = .array(((try? queue.parked(limit: 20)) ?? []).map(\.json))
+        var upstream: [String: JSONValue] = [:]
+        if case .object(let all) = services.upstream.metrics.status {
+            upstream = all.filter { $0.key == "viaplay" || $0.key == "tmdb" }
+        }
+        return .object([
+            "cache": metrics.status,
+            "bulkhead": bulkhead.status,
+            "upstream": .object(upstream),
+            "events": .object(events),
+            "consumer": consumer.status,
+            "refresher": refresher.status,
+            "tmdbAuth": .string(settings.tmdbAuth.kind),
+        ])
+    }
+}
