@@ -137,33 +137,36 @@ public struct MoviesFeature: Feature {
     }
 
     public func status() -> JSONValue {
-        let settings = runtime.current
-        var refresh: [String: JSONValue] = [
-            "intervalSeconds": .double(Double(settings.refreshInterval.millis) / 1000),
-            "leaderPid": runtime.refresher.leaderPid().map { .int($0) } ?? .null,
-        ]
+        guard case .object(var document) = Self.poolStatus(store: store),
+              case .object(var refresh) = document["refresh"] else { return .null }
+        refresh["intervalSeconds"] = .double(Double(runtime.current.refreshInterval.millis) / 1000)
+        document["refresh"] = .object(refresh)
+        document["requests"] = .object([
+            "page": .int(runtime.pageHits.load(ordering: .relaxed)),
+            "api": .int(runtime.apiHits.load(ordering: .relaxed)),
+            "notModified": .int(runtime.notModified.load(ordering: .relaxed)),
+            "unavailable": .int(runtime.unavailable.load(ordering: .relaxed)),
+        ])
+        return .object(document)
+    }
+
+    /// The pool's refresh record and the leader, as the store holds them; for the status page
+    /// and `marquee movies status`.
+    public static func poolStatus(store: Store) -> JSONValue {
+        var refresh: [String: JSONValue] = ["leaderPid": MoviesRefresher.leaderPid(in: store).map { .int($0) } ?? .null]
         var catalogue: [String: JSONValue] = [:]
-        if let state = runtime.refresher.state() {
+        if let state = MoviesRefresher.state(in: store) {
             refresh["succeeded"] = .int(state.succeeded)
             refresh["failed"] = .int(state.failed)
-            refresh["lastAttemptAt"] = Self.time(state.lastAttemptAt)
+            refresh["lastAttemptAt"] = time(state.lastAttemptAt)
             refresh["lastAttemptPid"] = state.lastAttemptPid.map { .int($0) } ?? .null
-            refresh["refreshedAt"] = Self.time(state.refreshedAt)
-            refresh["lastFailureAt"] = Self.time(state.lastFailureAt)
+            refresh["refreshedAt"] = time(state.refreshedAt)
+            refresh["lastFailureAt"] = time(state.lastFailureAt)
             refresh["lastError"] = state.lastError.map { .string($0) } ?? .null
-            refresh["staleSince"] = Self.time(state.staleSince)
+            refresh["staleSince"] = time(state.staleSince)
             catalogue = ["films": .int(state.films), "people": .int(state.people), "untitledFilms": .int(state.untitledFilms)]
         }
-        return .object([
-            "refresh": .object(refresh),
-            "catalogue": .object(catalogue),
-            "requests": .object([
-                "page": .int(runtime.pageHits.load(ordering: .relaxed)),
-                "api": .int(runtime.apiHits.load(ordering: .relaxed)),
-                "notModified": .int(runtime.notModified.load(ordering: .relaxed)),
-                "unavailable": .int(runtime.unavailable.load(ordering: .relaxed)),
-            ]),
-        ])
+        return .object(["refresh": .object(refresh), "catalogue": .object(catalogue)])
     }
 
     public func degradation() -> String? {

@@ -82,10 +82,6 @@ final class MoviesRefresher: Sendable {
         _ = try? store.releaseLease(Keys.leaderLease)
     }
 
-    func leaderPid() -> Int? {
-        guard let lease = try? store.lease(Keys.leaderLease), lease.isLive(at: StoreClock.nowMillis()) else { return nil }
-        return lease.owner.split(separator: "@").first.flatMap { Int($0) }
-    }
 
     // MARK: First page load
 
@@ -232,7 +228,7 @@ final class MoviesRefresher: Sendable {
                 document.staleSince = Date(millis: failedAt)
                 staleCopies = try represent(document, refreshedAt: stored.refreshedAt)
             }
-            let failures = try store.write { txn -> Int in
+            let (failures, hasData) = try store.write { txn -> (Int, Bool) in
                 try txn.releaseLease(Keys.fetchLease, owner: attempt.owner)
                 var state = RefreshState.decode(try txn.get(Keys.state))
                 state.failed += 1
@@ -246,9 +242,10 @@ final class MoviesRefresher: Sendable {
                     }
                 }
                 try txn.put(Keys.state, state.encoded())
-                return state.failed
+                return (state.failed, state.refreshedAt != nil)
             }
-            logger.error("movies: refresh failed, the last good data stays", metadata: ["reason": "\(reason)", "failures": "\(failures)"])
+            logger.error(hasData ? "movies: refresh failed, the last good data stays" : "movies: load failed, nothing to serve yet",
+                         metadata: ["reason": "\(reason)", "failures": "\(failures)"])
         } catch {
             logger.error("movies: refresh failed and could not be recorded", metadata: ["reason": "\(reason)", "error": "\(error)"])
         }
@@ -263,7 +260,17 @@ final class MoviesRefresher: Sendable {
     // MARK: Reading
 
     func state() -> RefreshState? {
+        Self.state(in: store)
+    }
+
+    static func state(in store: Store) -> RefreshState? {
         (try? store.get(Keys.state)).map { RefreshState.decode($0) }
+    }
+
+    /// The pid of the worker that holds the lead, while it is alive.
+    static func leaderPid(in store: Store) -> Int? {
+        guard let lease = try? store.lease(Keys.leaderLease), lease.isLive(at: StoreClock.nowMillis()) else { return nil }
+        return lease.owner.split(separator: "@").first.flatMap { Int($0) }
     }
 }
 
