@@ -169,3 +169,19 @@ final class MoviesRefresherTests {
         #expect(refresher.state()?.staleSince == nil, "nothing to be stale")
     }
 }
+
+extension MoviesRefresherTests {
+    @Test("a reload applies new movies settings and refuses bad ones whole")
+    func reload() throws {
+        let feature = try MoviesFeature(services: services)
+        #expect(throws: SettingsError.self) {
+            try feature.reload(SettingsReader(environment: ["MARQUEE_MOVIES_REFRESH_SECONDS": "0"]))
+        }
+        try feature.reload(SettingsReader(environment: ["MARQUEE_GHIBLI_BASE_URL": fake.baseURL, "MARQUEE_MOVIES_REFRESH_SECONDS": "2.5"]))
+        guard case .object(let status) = feature.status(), case .object(let refresh) = status["refresh"] else {
+            Issue.record("no status")
+            return
+        }
+        #expect(refresh["intervalSeconds"] == .double(2.5))
+    }
+}

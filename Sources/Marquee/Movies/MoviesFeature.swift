@@ -64,21 +64,19 @@ public struct MoviesFeature: Feature {
         let runtime = self.runtime
         router.get("/movies/") { request in
             runtime.pageHits.add(1, ordering: .relaxed)
-            return try Self.answer(request, key: MoviesRefresher.Keys.page, contentType: Self.htmlContentType, store: store, runtime: runtime,
-                               orUnavailable: { retryAfter in
+            return try Self.answer(request, key: MoviesRefresher.Keys.page, contentType: Self.htmlContentType, store: store, runtime: runtime) { retryAfter in
                 .html(503, runtime.page.renderUnavailable(retryAfterSeconds: retryAfter), headers: Self.unavailableHeaders(retryAfter))
-            })
+            }
         }
         router.get("/movies") { _ in
             FastCGIResponse(status: 301, headers: [(name: "Location", value: "/movies/")])
         }
         router.get("/api/v1/movies") { request in
             runtime.apiHits.add(1, ordering: .relaxed)
-            return try Self.answer(request, key: MoviesRefresher.Keys.json, contentType: Self.jsonContentType, store: store, runtime: runtime,
-                               orUnavailable: { retryAfter in
+            return try Self.answer(request, key: MoviesRefresher.Keys.json, contentType: Self.jsonContentType, store: store, runtime: runtime) { retryAfter in
                 HTTPError(503, "movies_unavailable", "the film list has not been loaded yet; retry in \(retryAfter) s",
                           headers: Self.unavailableHeaders(retryAfter)).response
-            })
+            }
         }
     }
 
