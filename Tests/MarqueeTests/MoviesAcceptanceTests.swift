@@ -264,8 +264,9 @@ final class MoviesAcceptanceTests {
         #expect(json.status == 503)
         #expect(json.errorCode == "movies_unavailable")
         #expect(Int(json.header("Retry-After") ?? "") != nil)
-        let health = try await stack.client.get("/api/v1/health")
-        #expect(health.json()?["status"] as? String == "degraded")
+        let status = try await stack.client.get("/api/v1/status")
+        let refresh = ((status.json()?["features"] as? [String: Any])?["movies"] as? [String: Any])?["refresh"] as? [String: Any]
+        #expect((refresh?["lastError"] as? String)?.contains("HTTP 500") == true)
 
         fake.loadFixtures()
         let loaded = try await waitUntil(timeout: .seconds(15)) { try await stack.client.get("/api/v1/movies").status == 200 }
