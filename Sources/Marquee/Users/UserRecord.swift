@@ -1,0 +1,61 @@
+import Foundation
+
+/// An account as stored under `users/by-id/<id>`. Written once at creation (synced to disk)
+/// and deleted with the user; the volatile stream state lives beside it in `StreamState`.
+struct UserRecord: Codable, Sendable, Equatable {
+    static let maxNameLength = 200
+    static let maxSubscriptionLength = 64
+
+    var id: String
+    var name: String
+    var subscription: String
+    /// Milliseconds since the epoch.
+    var createdAt: UInt64
+    /// Creation order, the key of the listing index: pages stay stable while users are added.
+    var sequence: Int64
+
+    func encoded() -> [UInt8] {
+        // Plain strings and integers cannot fail to encode.
+        Array((try? JSONEncoder().encode(self)) ?? Data())
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> UserRecord {
+        try JSONDecoder().decode(UserRecord.self, from: Data(bytes))
+    }
+}
+
+/// What a new user is made of, checked; the store adds the id (if none), the time and the sequence.
+struct NewUser: Sendable, Equatable {
+    var id: String?
+    var name: String
+    var subscription: String
+
+    /// Reads `{"name", "subscription", "id"?}` (or the earlier service's `Name`/`Subscription`
+    /// with `nameField`/`subscriptionField`), collecting every problem into one 400.
+    static func parse(_ object: [String: Any], nameField: String = "name", subscriptionField: String = "subscription") throws(HTTPError) -> NewUser {
+        var errors = FieldErrors()
+        let user = read(object, nameField: nameField, subscriptionField: subscriptionField, errors: &errors)
+        try errors.check()
+        return user!
+    }
+
+    /// The user, or nil with every problem added to `errors`. Unknown fields are ignored.
+    static func read(_ object: [String: Any], nameField: String, subscriptionField: String, errors: inout FieldErrors) -> NewUser? {
+        let problemsBefore = errors.problems.count
+        var id: String?
+        if let raw = object["id"], !(raw is NSNull) {
+            if let text = raw as? String {
+                if let problem = Identifier.problem(text) { errors.add("id", problem) } else { id = text }
+            } else {
+                errors.add("id", "must be a string")
+            }
+        }
+        let name = errors.string(object, nameField, maxLength: UserRecord.maxNameLength)
+        if let name, name.trimmingCharacters(in: .whitespaces).isEmpty {
+            errors.add(nameField, "must not be blank")
+        }
+        let subscription = errors.string(object, subscriptionField, maxLength: UserRecord.maxSubscriptionLength)
+        guard errors.problems.count == problemsBefore, let name, let subscription else { return nil }
+        return NewUser(id: id, name: name, subscription: subscription)
+    }
+}
