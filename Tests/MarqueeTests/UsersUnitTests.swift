@@ -62,6 +62,39 @@ struct UsersUnitTests {
         #expect(throws: SettingsError.self) { try StreamSettings(SettingsReader(environment: ["MARQUEE_STREAM_LEASE_SECONDS": "0"])) }
     }
 
+    @Test("the JSON writer escapes what JSON requires and keeps the rest as UTF-8")
+    func jsonWriter() throws {
+        let tricky = ["plain", "quote \" and \\ backslash", "new\nline\r\ttab", "nul \u{0} bell \u{7} escape \u{1b}", "emoji 😀 é 中", "</script>", ""]
+        var json = JSONWriter()
+        json.object { json in
+            json.key("list")
+            json.array(tricky) { json, text in json.string(text) }
+            json.key("n")
+            json.int(-42)
+            json.key("none")
+            json.null()
+            json.key("nested")
+            json.object { json in json.key("quote\"key"); json.array([Int]()) { _, _ in } }
+        }
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(json.bytes)) as? [String: Any])
+        #expect(parsed["list"] as? [String] == tricky)
+        #expect(parsed["n"] as? Int == -42)
+        #expect(parsed["none"] is NSNull)
+        #expect((parsed["nested"] as? [String: Any])?["quote\"key"] as? [Any] != nil)
+    }
+
+    @Test("store records read back what was written, and refuse what is not theirs")
+    func recordCoding() throws {
+        let record = UserRecord(id: "010", name: "Zoë \"Q\" 😀", subscription: "basic plan", createdAt: 1_700_000_000_123, sequence: 42)
+        #expect(try UserRecord.decode(record.encoded()) == record)
+        let state = StreamState(leases: [.init(stream: "Stream_11", key: "stream_11", startedAt: 5, expiresAt: 90_005)], lastOnline: 5)
+        #expect(try StreamState.decode(state.encoded()) == state)
+        #expect(try StreamState.decode(StreamState().encoded()) == StreamState())
+        #expect(try StreamState.decode(nil) == StreamState())
+        #expect(throws: RecordReader.Corrupt.self) { try UserRecord.decode(Array(record.encoded().dropLast())) }
+        #expect(throws: RecordReader.Corrupt.self) { try UserRecord.decode(Array("{\"id\":\"010\"}".utf8)) }
+    }
+
     @Test("timestamps: ISO 8601 UTC with exact milliseconds")
     func timestamps() {
         #expect(Timestamp.iso8601(0) == "1970-01-01T00:00:00.000Z")

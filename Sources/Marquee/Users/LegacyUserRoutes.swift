@@ -19,7 +19,7 @@ struct LegacyUserRoutes {
             }
             let id = try Identifier.validated(text, what: "user id")
             guard let user = try context.users.user(id) else { throw UserRoutes.unknownUser(id) }
-            return .json(200, UserView.legacy(user))
+            return .jsonBytes(200, UserView.legacy(user))
         }
 
         let createUser: Handler = { request in
@@ -28,11 +28,7 @@ struct LegacyUserRoutes {
             case .created(let record):
                 context.counters.created.add(1, ordering: .relaxed)
                 let snapshot = UserStore.Snapshot(record: record, streams: StreamState(), now: record.createdAt)
-                return .json(201, JSONValue.object([
-                    "id": .string(record.id),
-                    "message": .string("\(record.name) created"),
-                    "user": UserView.legacy(snapshot),
-                ]))
+                return .jsonBytes(201, UserView.legacyMessage(id: record.id, message: "\(record.name) created", user: snapshot))
             case .exists(let record):
                 throw HTTPError(409, "user_exists", "a user with id '\(record.id)' already exists")
             }
@@ -45,7 +41,7 @@ struct LegacyUserRoutes {
             try errors.check()
             guard let record = try context.users.delete(id!) else { throw UserRoutes.unknownUser(id!) }
             context.counters.deleted.add(1, ordering: .relaxed)
-            return .json(200, JSONValue.object(["id": .string(record.id), "message": .string("User \(record.name) deleted")]))
+            return .jsonBytes(200, UserView.legacyMessage(id: record.id, message: "User \(record.name) deleted"))
         }
 
         // The earlier service answered its whole database; this answers it a page at a time,
@@ -53,11 +49,7 @@ struct LegacyUserRoutes {
         let getAllUsers: Handler = { request in
             let page = try UserRequest.page(request, defaultLimit: Self.defaultPageSize, maxLimit: Self.maxPageSize)
             let (users, nextCursor) = try context.users.page(after: page.cursor, limit: page.limit)
-            var byId: [String: JSONValue] = [:]
-            for user in users { byId[user.record.id] = UserView.legacy(user) }
-            var document: [String: JSONValue] = ["Users": .object(byId)]
-            if let nextCursor { document["nextCursor"] = .string(String(nextCursor)) }
-            return .json(200, JSONValue.object(document))
+            return .jsonBytes(200, UserView.legacyPage(users, nextCursor: nextCursor))
         }
 
         let requestStream: Handler = { request in
@@ -72,9 +64,9 @@ struct LegacyUserRoutes {
             context.counters.count(outcome)
             switch outcome {
             case .granted(let lease, let active):
-                return .json(201, Self.withMessage(UserView.grant(lease, active: active, limit: limit), "Request for \(lease.stream) successful"))
+                return .jsonBytes(201, UserView.grant(lease, active: active, limit: limit, message: "Request for \(lease.stream) successful"))
             case .renewed(let lease, let active):
-                return .json(200, Self.withMessage(UserView.grant(lease, active: active, limit: limit), "You are already watching \(lease.stream)"))
+                return .jsonBytes(200, UserView.grant(lease, active: active, limit: limit, message: "You are already watching \(lease.stream)"))
             case .refused(let active):
                 throw UserView.limitReached(active: active, limit: limit,
                                             message: "User - \(id!) has exceeded maximum concurrent streams allowed.")
@@ -88,11 +80,5 @@ struct LegacyUserRoutes {
                                 ("/removeUser", removeUser), ("/requeststream", requestStream), ("/requestStream", requestStream)] {
             router.post(path, handler)
         }
-    }
-
-    private static func withMessage(_ value: JSONValue, _ message: String) -> JSONValue {
-        guard case .object(var fields) = value else { return value }
-        fields["message"] = .string(message)
-        return .object(fields)
     }
 }

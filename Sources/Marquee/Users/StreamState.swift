@@ -1,9 +1,9 @@
-import Foundation
-
 /// A user's stream leases, stored under `users/streams/<id>`. Expired leases are dropped
 /// whenever the state is written and ignored whenever it is read, so they never count.
-struct StreamState: Codable, Sendable, Equatable {
-    struct Lease: Codable, Sendable, Equatable {
+struct StreamState: Sendable, Equatable {
+    private static let recordVersion: UInt8 = 1
+
+    struct Lease: Sendable, Equatable {
         /// As the player first sent it.
         var stream: String
         /// Lowercased: the form streams are compared in.
@@ -73,11 +73,30 @@ struct StreamState: Codable, Sendable, Equatable {
     }
 
     func encoded() -> [UInt8] {
-        Array((try? JSONEncoder().encode(self)) ?? Data())
+        var writer = RecordWriter(version: Self.recordVersion)
+        writer.integer(lastOnline ?? 0)
+        writer.integer(UInt64(leases.count))
+        for lease in leases {
+            writer.integer(lease.startedAt)
+            writer.integer(lease.expiresAt)
+            writer.string(lease.stream)
+        }
+        return writer.bytes
     }
 
+    /// The state in `bytes`; no bytes (no grant yet) is no streams.
     static func decode(_ bytes: [UInt8]?) throws -> StreamState {
         guard let bytes else { return StreamState() }
-        return try JSONDecoder().decode(StreamState.self, from: Data(bytes))
+        var reader = try RecordReader(bytes, version: recordVersion)
+        let lastOnline = try reader.integer()
+        let count = try reader.integer()
+        var state = StreamState(lastOnline: lastOnline == 0 ? nil : lastOnline)
+        for _ in 0..<count {
+            let startedAt = try reader.integer()
+            let expiresAt = try reader.integer()
+            let stream = try reader.string()
+            state.leases.append(Lease(stream: stream, key: Identifier.streamKey(stream), startedAt: startedAt, expiresAt: expiresAt))
+        }
+        return state
     }
 }

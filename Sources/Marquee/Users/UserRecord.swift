@@ -2,9 +2,10 @@ import Foundation
 
 /// An account as stored under `users/by-id/<id>`. Written once at creation (synced to disk)
 /// and deleted with the user; the volatile stream state lives beside it in `StreamState`.
-struct UserRecord: Codable, Sendable, Equatable {
+struct UserRecord: Sendable, Equatable {
     static let maxNameLength = 200
     static let maxSubscriptionLength = 64
+    private static let recordVersion: UInt8 = 1
 
     var id: String
     var name: String
@@ -15,12 +16,21 @@ struct UserRecord: Codable, Sendable, Equatable {
     var sequence: Int64
 
     func encoded() -> [UInt8] {
-        // Plain strings and integers cannot fail to encode.
-        Array((try? JSONEncoder().encode(self)) ?? Data())
+        var writer = RecordWriter(version: Self.recordVersion)
+        writer.integer(createdAt)
+        writer.integer(UInt64(bitPattern: sequence))
+        writer.string(id)
+        writer.string(name)
+        writer.string(subscription)
+        return writer.bytes
     }
 
     static func decode(_ bytes: [UInt8]) throws -> UserRecord {
-        try JSONDecoder().decode(UserRecord.self, from: Data(bytes))
+        var reader = try RecordReader(bytes, version: recordVersion)
+        let createdAt = try reader.integer()
+        let sequence = Int64(bitPattern: try reader.integer())
+        return UserRecord(id: try reader.string(), name: try reader.string(), subscription: try reader.string(),
+                          createdAt: createdAt, sequence: sequence)
     }
 }
 

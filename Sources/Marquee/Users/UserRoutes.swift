@@ -17,8 +17,8 @@ struct UserRoutes {
             case .created(let record):
                 context.counters.created.add(1, ordering: .relaxed)
                 let snapshot = UserStore.Snapshot(record: record, streams: StreamState(), now: record.createdAt)
-                return .json(201, UserView.user(snapshot, limit: context.settings.limit(for: record.subscription)),
-                             headers: [(name: "Location", value: "/api/v1/users/\(record.id)")])
+                return .jsonBytes(201, UserView.user(snapshot, limit: context.settings.limit(for: record.subscription)),
+                                  headers: [(name: "Location", value: "/api/v1/users/\(record.id)")])
             case .exists(let record):
                 throw HTTPError(409, "user_exists", "a user with id '\(record.id)' already exists")
             }
@@ -29,17 +29,14 @@ struct UserRoutes {
             let page = try UserRequest.page(request, defaultLimit: Self.defaultPageSize, maxLimit: Self.maxPageSize)
             let (users, nextCursor) = try context.users.page(after: page.cursor, limit: page.limit)
             let settings = context.settings
-            return .json(200, JSONValue.object([
-                "users": .array(users.map { UserView.user($0, limit: settings.limit(for: $0.record.subscription)) }),
-                "nextCursor": nextCursor.map { .string(String($0)) } ?? .null,
-            ]))
+            return .jsonBytes(200, UserView.page(users, nextCursor: nextCursor) { settings.limit(for: $0.record.subscription) })
         }
 
         router.get("/api/v1/users/{id}") { request in
             try AdminAuthorization.require(request, services: context.services)
             let id = try Identifier.user(request)
             guard let user = try context.users.user(id) else { throw Self.unknownUser(id) }
-            return .json(200, UserView.user(user, limit: context.settings.limit(for: user.record.subscription)))
+            return .jsonBytes(200, UserView.user(user, limit: context.settings.limit(for: user.record.subscription)))
         }
 
         router.delete("/api/v1/users/{id}") { request in
@@ -63,10 +60,10 @@ struct UserRoutes {
             context.counters.count(outcome)
             switch outcome {
             case .granted(let lease, let active):
-                return .json(201, UserView.grant(lease, active: active, limit: limit),
-                             headers: [(name: "Location", value: "/api/v1/users/\(id)/streams/\(lease.stream)")])
+                return .jsonBytes(201, UserView.grant(lease, active: active, limit: limit),
+                                  headers: [(name: "Location", value: "/api/v1/users/\(id)/streams/\(lease.stream)")])
             case .renewed(let lease, let active):
-                return .json(200, UserView.grant(lease, active: active, limit: limit))
+                return .jsonBytes(200, UserView.grant(lease, active: active, limit: limit))
             case .refused(let active):
                 throw UserView.limitReached(active: active, limit: limit,
                                             message: "user '\(id)' already watches \(active.count) of \(limit) concurrent streams")
@@ -82,7 +79,7 @@ struct UserRoutes {
             case .notActive: throw Self.notActive(stream, id)
             case .done(let lease):
                 context.counters.renewals.add(1, ordering: .relaxed)
-                return .json(200, UserView.lease(lease))
+                return .jsonBytes(200, UserView.lease(lease))
             }
         }
 

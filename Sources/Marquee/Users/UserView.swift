@@ -1,31 +1,80 @@
 /// The JSON shapes of users in answers: this API's, and the earlier service's for its routes.
 enum UserView {
-    static func user(_ user: UserStore.Snapshot, limit: Int) -> JSONValue {
-        .object([
-            "id": .string(user.record.id),
-            "name": .string(user.record.name),
-            "subscription": .string(user.record.subscription),
-            "createdAt": .string(Timestamp.iso8601(user.record.createdAt)),
-            "streams": .array(user.liveLeases.map(lease)),
-            "streamLimit": .int(limit),
-            "lastOnline": user.streams.lastOnline.map { .string(Timestamp.iso8601($0)) } ?? .null,
-        ])
+    static func user(_ user: UserStore.Snapshot, limit: Int) -> [UInt8] {
+        var json = JSONWriter()
+        self.user(user, limit: limit, into: &json)
+        return json.bytes
     }
 
-    static func lease(_ lease: StreamState.Lease) -> JSONValue {
-        .object([
-            "stream": .string(lease.stream),
-            "startedAt": .string(Timestamp.iso8601(lease.startedAt)),
-            "expiresAt": .string(Timestamp.iso8601(lease.expiresAt)),
-        ])
+    static func user(_ user: UserStore.Snapshot, limit: Int, into json: inout JSONWriter) {
+        json.object { json in
+            json.key("createdAt")
+            json.string(Timestamp.iso8601(user.record.createdAt))
+            json.key("id")
+            json.string(user.record.id)
+            json.key("lastOnline")
+            time(user.streams.lastOnline, into: &json)
+            json.key("name")
+            json.string(user.record.name)
+            json.key("streamLimit")
+            json.int(limit)
+            json.key("streams")
+            json.array(user.liveLeases) { json, lease in self.lease(lease, into: &json) }
+            json.key("subscription")
+            json.string(user.record.subscription)
+        }
     }
 
-    /// A grant's answer: the lease, the slots now in use and the limit.
-    static func grant(_ lease: StreamState.Lease, active: Int, limit: Int) -> JSONValue {
-        guard case .object(var fields) = self.lease(lease) else { return .null }
-        fields["active"] = .int(active)
-        fields["limit"] = .int(limit)
-        return .object(fields)
+    /// `{"nextCursor", "users"}`: one page of the listing.
+    static func page(_ users: [UserStore.Snapshot], nextCursor: Int64?, limit: (UserStore.Snapshot) -> Int) -> [UInt8] {
+        var json = JSONWriter()
+        json.object { json in
+            json.key("nextCursor")
+            if let nextCursor { json.string(String(nextCursor)) } else { json.null() }
+            json.key("users")
+            json.array(users) { json, user in self.user(user, limit: limit(user), into: &json) }
+        }
+        return json.bytes
+    }
+
+    static func lease(_ lease: StreamState.Lease) -> [UInt8] {
+        var json = JSONWriter()
+        self.lease(lease, into: &json)
+        return json.bytes
+    }
+
+    static func lease(_ lease: StreamState.Lease, into json: inout JSONWriter) {
+        json.object { json in
+            leaseFields(lease, into: &json)
+        }
+    }
+
+    /// A grant's answer: the lease, the slots now in use and the limit, and for the earlier
+    /// service's clients a `message`.
+    static func grant(_ lease: StreamState.Lease, active: Int, limit: Int, message: String? = nil) -> [UInt8] {
+        var json = JSONWriter()
+        json.object { json in
+            json.key("active")
+            json.int(active)
+            json.key("limit")
+            json.int(limit)
+            if let message {
+                json.key("message")
+                json.string(message)
+            }
+            leaseFields(lease, into: &json)
+        }
+        return json.bytes
+    }
+
+    /// `expiresAt`, `startedAt`, `stream`: they sort after every other key of a grant.
+    private static func leaseFields(_ lease: StreamState.Lease, into json: inout JSONWriter) {
+        json.key("expiresAt")
+        json.string(Timestamp.iso8601(lease.expiresAt))
+        json.key("startedAt")
+        json.string(Timestamp.iso8601(lease.startedAt))
+        json.key("stream")
+        json.string(lease.stream)
     }
 
     static func limitReached(active: [StreamState.Lease], limit: Int, message: String) -> HTTPError {
@@ -33,25 +82,82 @@ enum UserView {
                   details: ["limit": .int(limit), "active": .array(active.map { .string($0.stream) })])
     }
 
-    /// The earlier service's record: `Name`, `Subscription`, and `Status` with the active
-    /// streams (lowercased, as it stored them) and `offline.lastOnline`; plus the `id`.
-    static func legacy(_ user: UserStore.Snapshot) -> JSONValue {
+    // MARK: The earlier service's shapes
+
+    static func legacy(_ user: UserStore.Snapshot) -> [UInt8] {
+        var json = JSONWriter()
+        legacy(user, into: &json)
+        return json.bytes
+    }
+
+    /// Its record: `Name`, `Status` with the active streams (lowercased, as it stored them) and
+    /// `offline.lastOnline`, `Subscription`; plus the `id`.
+    static func legacy(_ user: UserStore.Snapshot, into json: inout JSONWriter) {
         let live = user.liveLeases
-        return .object([
-            "id": .string(user.record.id),
-            "Name": .string(user.record.name),
-            "Subscription": .string(user.record.subscription),
-            "Status": .object([
-                "Online": .object([
-                    "Streams": .object([
-                        "activeStreams": .int(live.count),
-                        "watching": .array(live.map { .string($0.key) }),
-                    ]),
-                ]),
-                "offline": .object([
-                    "lastOnline": user.streams.lastOnline.map { .string(Timestamp.iso8601($0)) } ?? .null,
-                ]),
-            ]),
-        ])
+        json.object { json in
+            json.key("Name")
+            json.string(user.record.name)
+            json.key("Status")
+            json.object { json in
+                json.key("Online")
+                json.object { json in
+                    json.key("Streams")
+                    json.object { json in
+                        json.key("activeStreams")
+                        json.int(live.count)
+                        json.key("watching")
+                        json.array(live) { json, lease in json.string(lease.key) }
+                    }
+                }
+                json.key("offline")
+                json.object { json in
+                    json.key("lastOnline")
+                    time(user.streams.lastOnline, into: &json)
+                }
+            }
+            json.key("Subscription")
+            json.string(user.record.subscription)
+            json.key("id")
+            json.string(user.record.id)
+        }
+    }
+
+    /// Its whole-database shape, `{"Users": {"<id>": …}}`, a page at a time.
+    static func legacyPage(_ users: [UserStore.Snapshot], nextCursor: Int64?) -> [UInt8] {
+        var json = JSONWriter()
+        json.object { json in
+            json.key("Users")
+            json.object { json in
+                for user in users {
+                    json.key(user.record.id)
+                    legacy(user, into: &json)
+                }
+            }
+            if let nextCursor {
+                json.key("nextCursor")
+                json.string(String(nextCursor))
+            }
+        }
+        return json.bytes
+    }
+
+    /// `{"id", "message"}` and, for a created user, its record under `user`.
+    static func legacyMessage(id: String, message: String, user: UserStore.Snapshot? = nil) -> [UInt8] {
+        var json = JSONWriter()
+        json.object { json in
+            json.key("id")
+            json.string(id)
+            json.key("message")
+            json.string(message)
+            if let user {
+                json.key("user")
+                legacy(user, into: &json)
+            }
+        }
+        return json.bytes
+    }
+
+    private static func time(_ millis: UInt64?, into json: inout JSONWriter) {
+        if let millis { json.string(Timestamp.iso8601(millis)) } else { json.null() }
     }
 }
