@@ -28,11 +28,17 @@ struct StreamSettings: Sendable, Equatable {
     }
 
     func limit(for subscription: String) -> Int {
-        planLimits[Self.planKey(subscription)] ?? defaultLimit
+        // Asked on every read of a user: skip the key work when no plan has its own limit.
+        if planLimits.isEmpty { return defaultLimit }
+        return planLimits[Self.planKey(subscription[...])] ?? defaultLimit
     }
 
-    static func planKey(_ subscription: String) -> String {
-        subscription.trimmingCharacters(in: .whitespaces).lowercased()
+    /// Plans compare ignoring case and surrounding spaces.
+    static func planKey(_ subscription: Substring) -> String {
+        var trimmed = subscription
+        while trimmed.first?.isWhitespace == true { trimmed.removeFirst() }
+        while trimmed.last?.isWhitespace == true { trimmed.removeLast() }
+        return trimmed.lowercased()
     }
 
     static func parsePlanLimits(_ text: String) throws(SettingsError) -> [String: Int] {
@@ -44,7 +50,7 @@ struct StreamSettings: Sendable, Equatable {
                 SettingsError(variable: "MARQUEE_STREAM_LIMITS", problem: "entry '\(entry)' \(problem); expected plan=N entries separated by commas")
             }
             guard let equals = entry.lastIndex(of: "=") else { throw refuse("has no '='") }
-            let plan = planKey(String(entry[..<equals]))
+            let plan = planKey(entry[..<equals])
             let number = entry[entry.index(after: equals)...].trimmingCharacters(in: .whitespaces)
             guard !plan.isEmpty, plan.count <= maxPlanLength else { throw refuse("needs a plan name of 1 to \(maxPlanLength) characters") }
             guard let limit = Int(number), limitRange.contains(limit) else {
