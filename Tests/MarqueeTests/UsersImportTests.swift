@@ -81,6 +81,10 @@ struct UsersImportTests {
         #expect(lines.contains("skipped \(String(repeating: "x", count: 65)): the id must be at most 64 characters"))
         #expect(lines.last == "1 imported, 6 skipped")
 
+        try JSONSerialization.data(withJSONObject: ["Users": ["good": ["Name": "Renamed", "Subscription": "basic plan"]]]).write(to: file)
+        let changed = try runImport(file.path, store: store, in: directory, label: "changed")
+        #expect(changed.output.contains("skipped good: already present with another Name or Subscription; the stored user is kept"))
+
         let missing = try runImport(directory.appendingPathComponent("absent.json").path, store: store, in: directory, label: "absent")
         #expect(missing.status == 1)
         #expect(missing.output.contains("cannot read"))

@@ -66,14 +66,13 @@ public enum LegacyImport {
         }
         let outcomes = try UserStore(store: store).createAll(candidates.map(\.user))
         for (candidate, outcome) in zip(candidates, outcomes) {
-            let id = candidate.user.id!
             switch outcome {
-            case .created:
-                entries.append(Entry(id: id, outcome: .imported, note: candidate.note))
+            case .created(let record):
+                entries.append(Entry(id: record.id, outcome: .imported, note: candidate.note))
             case .exists(let stored) where stored.name == candidate.user.name && stored.subscription == candidate.user.subscription:
-                entries.append(Entry(id: id, outcome: .skipped(reason: "already present")))
-            case .exists:
-                entries.append(Entry(id: id, outcome: .skipped(reason: "already present with another Name or Subscription; the stored user is kept")))
+                entries.append(Entry(id: stored.id, outcome: .skipped(reason: "already present")))
+            case .exists(let stored):
+                entries.append(Entry(id: stored.id, outcome: .skipped(reason: "already present with another Name or Subscription; the stored user is kept")))
             }
         }
         entries.sort { $0.id < $1.id }

@@ -6,10 +6,10 @@ enum UserRequest {
     static let maxBodyBytes = 16 * 1024
 
     static func object(_ request: Request) throws(HTTPError) -> [String: Any] {
+        let tooLarge = HTTPError(413, "body_too_large", "the body is over the limit of \(maxBodyBytes) bytes for user routes")
+        if let declared = request.param("CONTENT_LENGTH").flatMap(Int.init), declared > maxBodyBytes { throw tooLarge }
         let bytes = try request.body()
-        guard bytes.count <= maxBodyBytes else {
-            throw HTTPError(413, "body_too_large", "the body is over the limit of \(maxBodyBytes) bytes for user routes")
-        }
+        guard bytes.count <= maxBodyBytes else { throw tooLarge }
         return try JSONBody.object(bytes)
     }
 

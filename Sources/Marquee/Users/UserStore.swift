@@ -46,27 +46,24 @@ struct UserStore: Sendable {
     /// Creates the user unless the id is taken. Synced to disk before it returns (with the
     /// default MARQUEE_STORE_SYNC=durable), so a 201 survives a power loss.
     func create(_ user: NewUser) throws -> CreateOutcome {
-        var user = user
-        if user.id == nil { user.id = UUID().uuidString.lowercased() }
-        return try store.write(durable: true) { transaction in try Self.insert(user, in: transaction) }
+        try createAll([user])[0]
     }
 
     /// Creates each user that is not there yet, in batches of one synced transaction each.
     func createAll(_ users: [NewUser], batchSize: Int = 500) throws -> [CreateOutcome] {
+        // Ids are drawn outside the transaction, whose body may run again after an eviction.
+        let identified = users.map { (user: $0, id: $0.id ?? UUID().uuidString.lowercased()) }
         var outcomes: [CreateOutcome] = []
-        var start = 0
-        while start < users.count {
-            let batch = users[start..<min(start + batchSize, users.count)]
+        for start in stride(from: 0, to: identified.count, by: batchSize) {
+            let batch = identified[start..<min(start + batchSize, identified.count)]
             outcomes += try store.write(durable: true) { transaction in
-                try batch.map { try Self.insert($0, in: transaction) }
+                try batch.map { try Self.insert($0.user, id: $0.id, in: transaction) }
             }
-            start += batchSize
         }
         return outcomes
     }
 
-    private static func insert(_ user: NewUser, in transaction: StoreTransaction) throws -> CreateOutcome {
-        let id = user.id ?? UUID().uuidString.lowercased()
+    private static func insert(_ user: NewUser, id: String, in transaction: StoreTransaction) throws -> CreateOutcome {
         if let existing = try transaction.get(Key.user(id)) {
             return .exists(try UserRecord.decode(existing))
         }
