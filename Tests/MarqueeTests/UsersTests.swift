@@ -280,7 +280,7 @@ struct UsersTests {
 
         try "MARQUEE_STREAM_LIMIT=2\nMARQUEE_STREAM_LIMITS=basic plan=2\n".write(to: envFile, atomically: true, encoding: .utf8)
         for worker in stack.workers { worker.signal(SIGHUP) }
-        try await Task.sleep(for: .milliseconds(500))
+        try await Self.waitForLog("configuration reloaded", in: stack)
         for _ in 0..<4 {
             #expect(try await stack.admin("GET", "/api/v1/users/other").json()?["streamLimit"] as? Int == 2)
         }
@@ -292,7 +292,7 @@ struct UsersTests {
         // A bad value is refused and the running limits stay.
         try "MARQUEE_STREAM_LIMITS=basic plan\n".write(to: envFile, atomically: true, encoding: .utf8)
         for worker in stack.workers { worker.signal(SIGHUP) }
-        try await Task.sleep(for: .milliseconds(500))
+        try await Self.waitForLog("reload refused", in: stack)
         #expect(try await stack.admin("GET", "/api/v1/users/basic").json()?["streamLimit"] as? Int == 2)
         #expect(stack.workers.allSatisfy { $0.isRunning })
     }
@@ -320,6 +320,15 @@ struct UsersTests {
                                      environment: ["MARQUEE_STREAM_LIMITS": "basic=1,basic=2"], logDirectory: directory)
         #expect(check.waitForExit(timeout: .seconds(10)) == 78)
         #expect(check.log.contains("invalid MARQUEE_STREAM_LIMITS: entry 'basic=2' names a plan a second time"))
+    }
+
+    /// Waits until every worker has logged a message starting with `message`.
+    static func waitForLog(_ message: String, in stack: Stack, timeout: Duration = .seconds(10)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !stack.workers.allSatisfy({ $0.log.contains(#""msg":"\#(message)"#) }) {
+            guard ContinuousClock.now < deadline else { throw StackError("not every worker logged '\(message)'") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
     }
 
     static func watching(_ answer: HTTPAnswer) -> [String]? {
