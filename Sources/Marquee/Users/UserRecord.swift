@@ -52,14 +52,7 @@ struct NewUser: Sendable, Equatable {
     /// The user, or nil with every problem added to `errors`. Unknown fields are ignored.
     static func read(_ object: [String: Any], nameField: String, subscriptionField: String, errors: inout FieldErrors) -> NewUser? {
         let problemsBefore = errors.problems.count
-        var id: String?
-        if let raw = object["id"], !(raw is NSNull) {
-            if let text = raw as? String {
-                if let problem = Identifier.problem(text) { errors.add("id", problem) } else { id = text }
-            } else {
-                errors.add("id", "must be a string")
-            }
-        }
+        let id = UserRequest.identifier(object, "id", required: false, into: &errors)
         let name = errors.string(object, nameField, maxLength: UserRecord.maxNameLength)
         if let name, name.trimmingCharacters(in: .whitespaces).isEmpty {
             errors.add(nameField, "must not be blank")

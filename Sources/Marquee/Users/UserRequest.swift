@@ -1,5 +1,3 @@
-import Foundation
-
 /// What the user routes read from a request, checked: the JSON body (16 KiB at most: every
 /// body here is a few short strings), a stream field and the paging query.
 enum UserRequest {
@@ -13,16 +11,9 @@ enum UserRequest {
         return try JSONBody.object(bytes)
     }
 
-    /// A required id-like field (`stream`, or the earlier service's `id`).
-    static func identifier(_ object: [String: Any], _ field: String, into errors: inout FieldErrors) -> String? {
-        guard let raw = object[field], !(raw is NSNull) else {
-            errors.add(field, "is required")
-            return nil
-        }
-        guard let text = raw as? String else {
-            errors.add(field, "must be a string")
-            return nil
-        }
+    /// An id-like field (`id`, `stream`): a string that is a valid `Identifier`.
+    static func identifier(_ object: [String: Any], _ field: String, required: Bool = true, into errors: inout FieldErrors) -> String? {
+        guard let text = errors.string(object, field, maxLength: Identifier.maxLength, required: required) else { return nil }
         if let problem = Identifier.problem(text) {
             errors.add(field, problem)
             return nil
