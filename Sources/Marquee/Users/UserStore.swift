@@ -3,9 +3,9 @@ import LMDBStore
 
 /// The users' use of the shared store. Every key here has no time-to-live, so eviction never
 /// touches it: this is state, not cache.
-/// - `users/by-id/<id>`: the `UserRecord` (JSON).
+/// - `users/by-id/<id>`: the `UserRecord` (binary, see `RecordCoding`).
 /// - `users/by-seq/<sequence, 19 digits>`: the id, in creation order, for stable paging.
-/// - `users/streams/<id>`: the `StreamState` (JSON); absent until the first grant.
+/// - `users/streams/<id>`: the `StreamState` (binary); absent until the first grant.
 /// - `users/next-sequence`, `users/count`: counters kept in the same transactions.
 struct UserStore: Sendable {
     let store: Store
