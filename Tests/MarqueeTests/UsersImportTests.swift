@@ -5,7 +5,7 @@ import Testing
 @Suite("UsersImport", .serialized)
 struct UsersImportTests {
     static var fixture: URL {
-        Bundle.module.resourceURL!.appendingPathComponent("Fixtures/users/legacy-database.json")
+        TestPaths.repository.appendingPathComponent("Tests/MarqueeTests/Fixtures/users/legacy-database.json")
     }
 
     func runImport(_ file: String, store: URL, in directory: URL, label: String) throws -> (status: Int32?, output: String) {
