@@ -11,11 +11,9 @@ public struct Settings: Sendable {
     public var maxBodyBytes: Int
     public var drainTime: Duration
     public var logLevel: LogLevelSetting
-    public var adminToken: String? {
-        didSet { adminTokenDigest = adminToken.map { SHA256.hash(data: Data($0.utf8)) } }
-    }
-    /// Hashed once here rather than per admin request.
-    public private(set) var adminTokenDigest: SHA256.Digest?
+    /// The SHA-256 of MARQUEE_ADMIN_TOKEN, hashed once here rather than per admin request;
+    /// the token itself is kept nowhere.
+    public let adminTokenDigest: [UInt8]?
     /// Test-only: stop sending WATCHDOG=1 so that systemd kills and restarts the worker.
     public var stallWatchdog: Bool
     /// Not reloadable: the HTTP client is built once per worker.
@@ -40,8 +38,7 @@ public struct Settings: Sendable {
         if let token, token.count < 16 {
             throw SettingsError(variable: "MARQUEE_ADMIN_TOKEN", problem: "must be at least 16 characters")
         }
-        adminToken = token
-        adminTokenDigest = token.map { SHA256.hash(data: Data($0.utf8)) }
+        adminTokenDigest = token.map { Array(SHA256.hash(data: Data($0.utf8))) }
         stallWatchdog = try reader.bool("MARQUEE_TEST_STALL_WATCHDOG", default: false)
         upstreamTimeouts = UpstreamClient.Timeouts(
             connect: try reader.seconds("MARQUEE_UPSTREAM_CONNECT_TIMEOUT", default: .seconds(1), range: 0.05...30),
