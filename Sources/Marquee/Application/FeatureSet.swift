@@ -10,6 +10,7 @@ public enum FeatureSet {
             StatusFeature(services: services, peers: peers),
             try UsersFeature(services: services),
             try MoviesFeature(services: services),
+            try VideosFeature(services: services),
         ]
         if try DiagnosticsFeature.isEnabled(services.settings.reader) {
             features.append(DiagnosticsFeature())
@@ -23,6 +24,7 @@ public enum FeatureSet {
         _ = try DiagnosticsFeature.isEnabled(reader)
         try UsersFeature.validate(reader)
         try MoviesFeature.validate(reader)
+        try VideosFeature.validate(reader)
     }
 
     private final class Registry: Sendable {

@@ -1,0 +1,78 @@
+import Foundation
+import LMDBStore
+
+/// The videos the service knows, each stored as the JSON that `GET /video/{videoId}` answers.
+public struct VideoCatalogue: Sendable {
+    let store: Store
+
+    public init(store: Store) {
+        self.store = store
+    }
+
+    /// The stored answer for `videoId`, ready to send.
+    func json(of videoId: String) throws -> [UInt8]? {
+        try store.get(VideoKeys.catalogue(videoId))
+    }
+
+    public func video(_ videoId: String) throws -> Video? {
+        guard let bytes = try json(of: videoId),
+              let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
+        var errors = FieldErrors()
+        return Video.parse(object, at: "", idFromPath: nil, errors: &errors)
+    }
+
+    /// Creates or replaces every video in one synced write; answers how many were new.
+    @discardableResult
+    public func save(_ videos: [Video]) throws -> Int {
+        try store.write(durable: true) { txn in
+            var created = 0
+            for video in videos {
+                let key = VideoKeys.catalogue(video.videoId)
+                if try txn.get(key) == nil { created += 1 }
+                try txn.put(key, video.json())
+            }
+            return created
+        }
+    }
+
+    public struct ImportError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Reads a JSON list of videos (or one video) and checks every one of them, reporting all
+    /// problems, before anything is stored.
+    public static func parseImport(_ data: Data) throws(ImportError) -> [Video] {
+        guard let parsed = try? JSONSerialization.jsonObject(with: data) else {
+            throw ImportError(description: "the file is not valid JSON")
+        }
+        let objects: [Any]
+        if let list = parsed as? [Any] {
+            objects = list
+        } else if let single = parsed as? [String: Any] {
+            objects = [single]
+        } else {
+            throw ImportError(description: "expected a JSON list of videos, or one video object")
+        }
+        var errors = FieldErrors()
+        var videos: [Video] = []
+        var seen: Set<String> = []
+        for (index, element) in objects.enumerated() {
+            let at = objects.count == 1 && parsed is [String: Any] ? "" : "[\(index)]."
+            guard let object = element as? [String: Any] else {
+                errors.add("[\(index)]", "must be a video object")
+                continue
+            }
+            guard let video = Video.parse(object, at: at, idFromPath: nil, errors: &errors) else { continue }
+            if !seen.insert(video.videoId).inserted {
+                errors.add("\(at)videoId", "'\(video.videoId)' appears twice in the file")
+            }
+            videos.append(video)
+        }
+        guard errors.isEmpty else {
+            let lines = errors.problems.prefix(20).map { "  \($0.field): \($0.problem)" }
+            let more = errors.problems.count > 20 ? "\n  … and \(errors.problems.count - 20) more" : ""
+            throw ImportError(description: "\(errors.problems.count) problem(s), nothing imported:\n" + lines.joined(separator: "\n") + more)
+        }
+        return videos
+    }
+}
