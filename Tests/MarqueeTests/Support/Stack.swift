@@ -19,10 +19,11 @@ final class Stack: @unchecked Sendable {
     static let secureLinkSecret = "marquee-test-secure-link"
 
     /// `rates: "bench"` moves nginx's rate limits out of the way; `"default"` keeps production's.
+    /// `port` lets a test write nginx's own address into the workers' configuration beforehand.
     init(_ label: String, workers count: Int = 2, environment: [String: String] = [:], rates: String = "bench",
-         renderArguments: [String] = []) async throws {
+         renderArguments: [String] = [], port: Int = TestPaths.freePort()) async throws {
         directory = TestPaths.temporaryDirectory(label)
-        port = TestPaths.freePort()
+        self.port = port
         socketPath = directory.appendingPathComponent("marquee.sock").path
         client = HTTPClient(base: "http://127.0.0.1:\(port)")
         listenerFd = try FastCGIListener.bind(socketPath, mode: 0o660).fd
