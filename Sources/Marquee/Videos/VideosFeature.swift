@@ -192,7 +192,7 @@ public struct VideosFeature: Feature {
     }
 
     static func timestamp(_ millis: UInt64) -> String {
-        Date(timeIntervalSince1970: Double(millis) / 1000).formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date(timeIntervalSince1970: Double(millis) / 1000))
     }
 
     public func status() -> JSONValue {
