@@ -60,13 +60,15 @@ public struct CDNConfiguration: Sendable {
         public var bindClientIp: Bool
     }
 
-    /// Unchecked because swift-crypto does not mark SymmetricKey Sendable, though it is
-    /// immutable once made; every other field is a value.
+    /// Unchecked because swift-crypto marks neither SymmetricKey nor HMAC Sendable, though the
+    /// key is immutable and the HMAC is a value whose digests copy on write.
     public struct Key: @unchecked Sendable {
         public var id: String
         public var retired: Bool
         let secret: [UInt8]
         let symmetricKey: SymmetricKey
+        /// Keyed once: a copy signs without deriving the pads again.
+        let hmac: HMAC<SHA256>
     }
 
     struct VerificationKey: Sendable {
@@ -110,14 +112,14 @@ public struct CDNConfiguration: Sendable {
     }
 
     static func parse(_ data: Data) throws(Problem) -> CDNConfiguration {
-        guard let parsed = try? JSONSerialization.jsonObject(with: data), let top = parsed as? [String: Any] else {
+        guard case .object(let top)? = try? JSONReader.parse(Array(data)) else {
             throw Problem("not a JSON object")
         }
         try allowOnly(["cdns", "lifetimeSeconds", "skewSeconds", "bindClientIp"], in: top, at: "")
         let lifetime = try integer(top["lifetimeSeconds"], at: "lifetimeSeconds", range: lifetimeRange) ?? defaultLifetimeSeconds
         let skew = try integer(top["skewSeconds"], at: "skewSeconds", range: skewRange) ?? defaultSkewSeconds
         let bindClientIp = try boolean(top["bindClientIp"], at: "bindClientIp") ?? false
-        guard let list = top["cdns"] as? [Any] else { throw Problem("cdns: expected a list of CDNs") }
+        guard case .array(let list)? = top["cdns"] else { throw Problem("cdns: expected a list of CDNs") }
         guard list.count <= maxCDNs else { throw Problem("cdns: at most \(maxCDNs) CDNs") }
         var cdns: [CDN] = []
         var names: Set<String> = []
@@ -134,23 +136,23 @@ public struct CDNConfiguration: Sendable {
         return CDNConfiguration(cdns: cdns, skewSeconds: skew)
     }
 
-    private static func parseCDN(_ element: Any, at path: String, lifetime: Int, bindClientIp: Bool) throws(Problem) -> CDN {
-        guard let object = element as? [String: Any] else { throw Problem("\(path): expected an object") }
+    private static func parseCDN(_ element: JSONValue, at path: String, lifetime: Int, bindClientIp: Bool) throws(Problem) -> CDN {
+        guard case .object(let object) = element else { throw Problem("\(path): expected an object") }
         try allowOnly(["name", "address", "scheme", "keys", "lifetimeSeconds", "bindClientIp"], in: object, at: path)
-        guard let name = object["name"] as? String, isIdentifier(name) else {
+        guard case .string(let name)? = object["name"], isIdentifier(name) else {
             throw Problem("\(path).name: expected 1 to 64 of A-Z a-z 0-9 . _ -")
         }
         let scheme: TokenScheme
         switch object["scheme"] {
         case nil: scheme = .hmacSHA256
-        case let text as String:
+        case .string(let text)?:
             guard let known = TokenScheme(rawValue: text) else {
                 throw Problem("\(path).scheme: expected one of \(TokenScheme.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             scheme = known
         default: throw Problem("\(path).scheme: expected a string")
         }
-        guard let address = object["address"] as? String else { throw Problem("\(path).address: expected a string") }
+        guard case .string(let address)? = object["address"] else { throw Problem("\(path).address: expected a string") }
         let (trimmedAddress, addressPath) = try parseAddress(address, at: "\(path).address")
         let cdnLifetime = try integer(object["lifetimeSeconds"], at: "\(path).lifetimeSeconds", range: lifetimeRange) ?? lifetime
         var binds = bindClientIp
@@ -160,19 +162,19 @@ public struct CDNConfiguration: Sendable {
         }
         if scheme != .hmacSHA256 { binds = false }
 
-        guard let keyList = object["keys"] as? [Any], !keyList.isEmpty, keyList.count <= maxKeysPerCDN else {
+        guard case .array(let keyList)? = object["keys"], !keyList.isEmpty, keyList.count <= maxKeysPerCDN else {
             throw Problem("\(path).keys: expected a list of 1 to \(maxKeysPerCDN) keys")
         }
         var keys: [Key] = []
         var active: [Key] = []
         for (index, element) in keyList.enumerated() {
             let keyPath = "\(path).keys[\(index)]"
-            guard let keyObject = element as? [String: Any] else { throw Problem("\(keyPath): expected an object") }
+            guard case .object(let keyObject) = element else { throw Problem("\(keyPath): expected an object") }
             try allowOnly(["id", "secret", "active", "retired"], in: keyObject, at: keyPath)
-            guard let id = keyObject["id"] as? String, isIdentifier(id) else {
+            guard case .string(let id)? = keyObject["id"], isIdentifier(id) else {
                 throw Problem("\(keyPath).id: expected 1 to 64 of A-Z a-z 0-9 . _ -")
             }
-            guard let secret = keyObject["secret"] as? String else { throw Problem("\(keyPath).secret: expected a string") }
+            guard case .string(let secret)? = keyObject["secret"] else { throw Problem("\(keyPath).secret: expected a string") }
             let retired = try boolean(keyObject["retired"], at: "\(keyPath).retired") ?? false
             let isActive = try boolean(keyObject["active"], at: "\(keyPath).active") ?? false
             if retired && isActive { throw Problem("\(keyPath): a retired key cannot be the active one") }
@@ -203,7 +205,8 @@ public struct CDNConfiguration: Sendable {
         if scheme != .md5Legacy && bytes.count < minimumSecretBytes {
             throw Problem("\(field): must be at least \(minimumSecretBytes) bytes for \(scheme.rawValue)")
         }
-        return Key(id: id, retired: retired, secret: bytes, symmetricKey: SymmetricKey(data: bytes))
+        let symmetricKey = SymmetricKey(data: bytes)
+        return Key(id: id, retired: retired, secret: bytes, symmetricKey: symmetricKey, hmac: HMAC<SHA256>(key: symmetricKey))
     }
 
     /// Splits an address into the text put in front of `src` and the path the edge sees.
@@ -228,24 +231,24 @@ public struct CDNConfiguration: Sendable {
         return (text, components.percentEncodedPath)
     }
 
-    private static func allowOnly(_ allowed: Set<String>, in object: [String: Any], at path: String) throws(Problem) {
+    private static func allowOnly(_ allowed: Set<String>, in object: [String: JSONValue], at path: String) throws(Problem) {
         if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
             let place = path.isEmpty ? unknown : "\(path).\(unknown)"
             throw Problem("\(place): unknown field (expected \(allowed.sorted().joined(separator: ", ")))")
         }
     }
 
-    private static func integer(_ value: Any?, at path: String, range: ClosedRange<Int>) throws(Problem) -> Int? {
+    private static func integer(_ value: JSONValue?, at path: String, range: ClosedRange<Int>) throws(Problem) -> Int? {
         guard let value else { return nil }
-        guard let number = JSONNumber.integer(value), range.contains(number) else {
+        guard case .int(let number) = value, range.contains(number) else {
             throw Problem("\(path): expected a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
         return number
     }
 
-    private static func boolean(_ value: Any?, at path: String) throws(Problem) -> Bool? {
+    private static func boolean(_ value: JSONValue?, at path: String) throws(Problem) -> Bool? {
         guard let value else { return nil }
-        guard let flag = JSONNumber.boolean(value) else { throw Problem("\(path): expected true or false") }
+        guard case .bool(let flag) = value else { throw Problem("\(path): expected true or false") }
         return flag
     }
 

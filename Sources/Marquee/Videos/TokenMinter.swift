@@ -31,9 +31,10 @@ final class TokenMinter: Sendable {
     }
 
     /// The signed URL of each source of `video`, in order.
-    func sign(_ video: Video, for cdn: CDNConfiguration.CDN, clientIp: String, nowSeconds: Int) -> [String] {
+    /// `clientIp` is asked only by a CDN that binds links to the client's address.
+    func sign(_ video: Video, for cdn: CDNConfiguration.CDN, clientIp: () -> String, nowSeconds: Int) -> [String] {
         let expires = nowSeconds + cdn.lifetimeSeconds
-        let boundIp = cdn.bindClientIp ? clientIp : nil
+        let boundIp = cdn.bindClientIp ? clientIp() : nil
         let urls = video.sources.map { source in
             let path = cdn.addressPath + source.src
             let query = cdn.scheme.query(src: source.src, path: path, key: cdn.signingKey, expires: expires, clientIp: boundIp)

@@ -6,7 +6,7 @@ enum TokenRequest {
 
     static let maxLegacyIdLength = 64
 
-    static func parse(_ object: [String: Any]) throws(HTTPError) -> TokenRequest {
+    static func parse(_ object: [String: JSONValue]) throws(HTTPError) -> TokenRequest {
         var errors = FieldErrors()
         let request = read(object, errors: &errors)
         try errors.check()
@@ -14,9 +14,9 @@ enum TokenRequest {
         return request
     }
 
-    private static func read(_ object: [String: Any], errors: inout FieldErrors) -> TokenRequest? {
+    private static func read(_ object: [String: JSONValue], errors: inout FieldErrors) -> TokenRequest? {
         if let value = object["video"] {
-            guard let video = value as? [String: Any] else {
+            guard case .object(let video) = value else {
                 errors.add("video", "must be an object")
                 return nil
             }

@@ -26,7 +26,9 @@ public enum TokenScheme: String, Sendable, CaseIterable {
     func query(src: String, path: String, key: CDNConfiguration.Key, expires: Int, clientIp: String?) -> String {
         switch self {
         case .hmacSHA256:
-            let signature = Self.hmacSignature(path: path, expires: expires, clientIp: clientIp, key: key.symmetricKey)
+            var mac = key.hmac
+            mac.update(data: Self.hmacMessage(path: path, expires: expires, clientIp: clientIp))
+            let signature = mac.finalize()
             return "expires=\(expires)&kid=\(key.id)&sig=\(Base64URL.encode(signature))"
         case .nginxSecureLink:
             return "md5=\(Self.secureLinkHash(path: path, expires: expires, secret: key.secret))&expires=\(expires)"
@@ -44,10 +46,6 @@ public enum TokenScheme: String, Sendable, CaseIterable {
             message.append(contentsOf: clientIp.utf8)
         }
         return message
-    }
-
-    static func hmacSignature(path: String, expires: Int, clientIp: String?, key: SymmetricKey) -> HMAC<SHA256>.MAC {
-        HMAC<SHA256>.authenticationCode(for: hmacMessage(path: path, expires: expires, clientIp: clientIp), using: key)
     }
 
     static func secureLinkHash(path: String, expires: Int, secret: [UInt8]) -> String {
@@ -70,9 +68,12 @@ public enum TokenScheme: String, Sendable, CaseIterable {
 /// URL query values want it.
 enum Base64URL {
     static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        var text = Data(bytes).base64EncodedString()
-        while text.last == "=" { text.removeLast() }
-        return String(text.map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
+        var text = Array(Data(bytes).base64EncodedData())
+        while text.last == UInt8(ascii: "=") { text.removeLast() }
+        for index in text.indices {
+            if text[index] == UInt8(ascii: "+") { text[index] = UInt8(ascii: "-") } else if text[index] == UInt8(ascii: "/") { text[index] = UInt8(ascii: "_") }
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// nil for anything but unpadded base64url.

@@ -1,5 +1,3 @@
-import Foundation
-
 /// A catalogue video: what `GET /video/{videoId}` answers and what `POST /video/token` signs.
 public struct Video: Sendable, Equatable {
     public var videoId: String
@@ -30,7 +28,7 @@ public struct Video: Sendable, Equatable {
     /// Reads a video object, collecting every problem into `errors`. `idFromPath`, when given,
     /// is the id the route names; a body id must then agree with it. `strictId` holds the id to
     /// what a catalogue key allows; a video only signed, never stored, may have any short id.
-    static func parse(_ object: [String: Any], at path: String, idFromPath: String?, strictId: Bool = true,
+    static func parse(_ object: [String: JSONValue], at path: String, idFromPath: String?, strictId: Bool = true,
                       errors: inout FieldErrors) -> Video? {
         let problemsBefore = errors.problems.count
         var videoId = idFromPath
@@ -49,13 +47,9 @@ public struct Video: Sendable, Equatable {
         return Video(videoId: videoId, title: title, sources: sources)
     }
 
-    static func parseSources(_ value: Any?, at path: String, errors: inout FieldErrors) -> [Source]? {
-        guard let value, !(value is NSNull) else {
-            errors.add(path, "is required")
-            return nil
-        }
-        guard let list = value as? [Any] else {
-            errors.add(path, "must be a list of sources")
+    static func parseSources(_ value: JSONValue?, at path: String, errors: inout FieldErrors) -> [Source]? {
+        guard case .array(let list)? = value else {
+            errors.add(path, value == nil || value == .null ? "is required" : "must be a list of sources")
             return nil
         }
         guard !list.isEmpty else {
@@ -70,7 +64,7 @@ public struct Video: Sendable, Equatable {
         var valid = true
         for (index, element) in list.enumerated() {
             let at = "\(path)[\(index)]"
-            guard let object = element as? [String: Any] else {
+            guard case .object(let object) = element else {
                 errors.add(at, "must be an object")
                 valid = false
                 continue
@@ -92,21 +86,24 @@ public struct Video: Sendable, Equatable {
     /// repeated slashes before it checks a link, so a path that normalises differently from
     /// how it was signed could never be served; `?` and `#` would end the path.
     static func srcProblem(_ src: String) -> String? {
-        guard src.hasPrefix("/") else { return "must start with /" }
-        if src.contains("..") { return "must not contain .." }
-        if src.contains("?") || src.contains("#") { return "must not contain ? or #" }
-        if src.contains("//") || src.hasSuffix("/") { return "must not contain empty segments or end with /" }
-        if src.contains("/./") || src.hasSuffix("/.") { return "must not contain . segments" }
+        let bytes = src.utf8
+        guard bytes.first == UInt8(ascii: "/") else { return "must start with /" }
+        var previous: UInt8 = 0
+        for byte in bytes {
+            if byte == UInt8(ascii: "."), previous == UInt8(ascii: ".") { return "must not contain .." }
+            if byte == UInt8(ascii: "?") || byte == UInt8(ascii: "#") { return "must not contain ? or #" }
+            previous = byte
+        }
+        for segment in bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst() {
+            if segment.isEmpty { return "must not contain empty segments or end with /" }
+            if segment.count == 1 && segment.first == UInt8(ascii: ".") { return "must not contain . segments" }
+        }
         return nil
     }
 
-    private static func parseSize(_ value: Any?, at path: String, errors: inout FieldErrors) -> Int? {
-        guard let value, !(value is NSNull) else {
-            errors.add(path, "is required")
-            return nil
-        }
-        guard let size = JSONNumber.integer(value), (0...maxSize).contains(size) else {
-            errors.add(path, "must be a whole number from 0 to \(maxSize)")
+    private static func parseSize(_ value: JSONValue?, at path: String, errors: inout FieldErrors) -> Int? {
+        guard case .int(let size)? = value, (0...maxSize).contains(size) else {
+            errors.add(path, value == nil || value == .null ? "is required" : "must be a whole number from 0 to \(maxSize)")
             return nil
         }
         return size
@@ -136,23 +133,5 @@ public struct Video: Sendable, Equatable {
         }
         text += "]}"
         return Array(text.utf8)
-    }
-}
-
-/// JSONSerialization hands numbers and booleans back as NSNumber, where `true` also reads as
-/// 1 and 1080.5 as 1080; the number's own type tells them apart ("c" is a JSON boolean).
-enum JSONNumber {
-    static func integer(_ value: Any) -> Int? {
-        guard let number = value as? NSNumber else { return nil }
-        switch String(cString: number.objCType) {
-        case "s", "i", "l", "q": return Int(exactly: number.int64Value)
-        case "S", "I", "L", "Q": return Int(exactly: number.uint64Value)
-        default: return nil
-        }
-    }
-
-    static func boolean(_ value: Any) -> Bool? {
-        guard let number = value as? NSNumber, String(cString: number.objCType) == "c" else { return nil }
-        return number.boolValue
     }
 }

@@ -15,8 +15,7 @@ public struct VideoCatalogue: Sendable {
     }
 
     public func video(_ videoId: String) throws -> Video? {
-        guard let bytes = try json(of: videoId),
-              let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
+        guard let bytes = try json(of: videoId), case .object(let object)? = try? JSONReader.parse(bytes) else { return nil }
         var errors = FieldErrors()
         return Video.parse(object, at: "", idFromPath: nil, errors: &errors)
     }
@@ -42,23 +41,26 @@ public struct VideoCatalogue: Sendable {
     /// Reads a JSON list of videos (or one video) and checks every one of them, reporting all
     /// problems, before anything is stored.
     public static func parseImport(_ data: Data) throws(ImportError) -> [Video] {
-        guard let parsed = try? JSONSerialization.jsonObject(with: data) else {
-            throw ImportError(description: "the file is not valid JSON")
-        }
-        let objects: [Any]
-        if let list = parsed as? [Any] {
+        let objects: [JSONValue]
+        let single: Bool
+        switch try? JSONReader.parse(Array(data)) {
+        case .array(let list)?:
             objects = list
-        } else if let single = parsed as? [String: Any] {
-            objects = [single]
-        } else {
+            single = false
+        case .object(let object)?:
+            objects = [.object(object)]
+            single = true
+        case nil:
+            throw ImportError(description: "the file is not valid JSON")
+        default:
             throw ImportError(description: "expected a JSON list of videos, or one video object")
         }
         var errors = FieldErrors()
         var videos: [Video] = []
         var seen: Set<String> = []
         for (index, element) in objects.enumerated() {
-            let at = objects.count == 1 && parsed is [String: Any] ? "" : "[\(index)]."
-            guard let object = element as? [String: Any] else {
+            let at = single ? "" : "[\(index)]."
+            guard case .object(let object) = element else {
                 errors.add("[\(index)]", "must be a video object")
                 continue
             }

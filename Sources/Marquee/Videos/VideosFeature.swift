@@ -116,7 +116,7 @@ public struct VideosFeature: Feature {
             }
             let video: Video
             let legacyId: String?
-            switch try TokenRequest.parse(try JSONBody.object(request)) {
+            switch try TokenRequest.parse(try JSONReader.object(try request.body())) {
             case .video(let given, let id):
                 video = given
                 legacyId = id
@@ -130,7 +130,7 @@ public struct VideosFeature: Feature {
             guard let cdn = runtime.minter.chooseCDN(in: settings.cdns) else {
                 throw HTTPError(503, "no_cdn_configured", "no CDN is configured")
             }
-            let urls = runtime.minter.sign(video, for: cdn, clientIp: Self.clientIp(request, settings), nowSeconds: Self.nowSeconds())
+            let urls = runtime.minter.sign(video, for: cdn, clientIp: { Self.clientIp(request, settings) }, nowSeconds: Self.nowSeconds())
             return .jsonBytes(200, video.json(sourceURLs: urls, legacyId: legacyId))
         }
 
@@ -150,7 +150,7 @@ public struct VideosFeature: Feature {
                 throw HTTPError.badRequest("invalid_video_id", "a video id is 1 to 64 of A-Z a-z 0-9 . _ - (and not 'token')")
             }
             var errors = FieldErrors()
-            let video = Video.parse(try JSONBody.object(request), at: "", idFromPath: videoId, errors: &errors)
+            let video = Video.parse(try JSONReader.object(try request.body()), at: "", idFromPath: videoId, errors: &errors)
             try errors.check()
             guard let video else { throw HTTPError.badRequest("invalid_body", "the body is not a video") }
             let created = try catalogue.save([video]) == 1
@@ -235,7 +235,7 @@ public struct VideosFeature: Feature {
     }
 
     public func degradation() -> String? {
-        guard let oldest = try? VisitOutbox(store: services.store).figures().oldestQueuedAt else { return nil }
+        guard let oldest = try? VisitOutbox(store: services.store).oldestQueuedAt() else { return nil }
         let waited = StoreClock.nowMillis() &- oldest
         guard waited > Self.stalledAfterMillis, waited < UInt64.max / 2 else { return nil }
         return "visits wait in the outbox: the oldest for \(waited / 1000) s"

@@ -28,6 +28,11 @@ public struct Visit: Codable, Sendable, Equatable {
         self.userAgent = String((userAgent ?? "").prefix(Self.maxUserAgentLength))
     }
 
+    /// The time a visit id starts with.
+    static func time(ofId id: Substring) -> UInt64? {
+        UInt64(id.prefix { $0 != "-" })
+    }
+
     /// Newest first under the video's prefix, so that the recent visits are the first keys.
     var tableKey: String {
         let reversed = String(UInt64.max - at, radix: 16)

@@ -71,9 +71,17 @@ public struct VisitOutbox: Sendable {
             func number(_ key: String) throws -> Int {
                 try txn.get(key).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
             }
-            let oldest = try txn.scan(prefix: VideoKeys.outboxPrefix, limit: 1).first.flatMap { Visit.decode($0.entry.value)?.at }
             return Figures(enqueued: try number(VideoKeys.enqueued), moved: try number(VideoKeys.moved),
-                           rejected: try number(VideoKeys.rejected), oldestQueuedAt: oldest)
+                           rejected: try number(VideoKeys.rejected), oldestQueuedAt: try oldestQueuedAt(txn))
         }
+    }
+
+    /// When the oldest visit still queued happened, read from its key alone: health asks often.
+    public func oldestQueuedAt() throws -> UInt64? {
+        try store.read(oldestQueuedAt)
+    }
+
+    private func oldestQueuedAt(_ txn: StoreTransaction) throws -> UInt64? {
+        try txn.scan(prefix: VideoKeys.outboxPrefix, limit: 1).first.flatMap { Visit.time(ofId: $0.key.dropFirst(VideoKeys.outboxPrefix.count)) }
     }
 }
