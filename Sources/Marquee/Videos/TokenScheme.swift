@@ -67,13 +67,26 @@ public enum TokenScheme: String, Sendable, CaseIterable {
 /// Base64 with the URL alphabet (`-`, `_`) and no padding, as nginx's secure_link and
 /// URL query values want it.
 enum Base64URL {
-    static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        var text = Array(Data(bytes).base64EncodedData())
-        while text.last == UInt8(ascii: "=") { text.removeLast() }
-        for index in text.indices {
-            if text[index] == UInt8(ascii: "+") { text[index] = UInt8(ascii: "-") } else if text[index] == UInt8(ascii: "/") { text[index] = UInt8(ascii: "_") }
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// Written out rather than through Data.base64EncodedString: two digests per minted link,
+    /// and the Data round trip measured a tenth of the signing.
+    static func encode(_ digest: some Sequence<UInt8>) -> String {
+        let bytes = Array(digest)
+        var output = [UInt8]()
+        output.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var index = 0
+        while index < bytes.count {
+            let count = min(3, bytes.count - index)
+            var chunk = UInt32(bytes[index]) << 16
+            if count > 1 { chunk |= UInt32(bytes[index + 1]) << 8 }
+            if count > 2 { chunk |= UInt32(bytes[index + 2]) }
+            for position in 0...count {
+                output.append(alphabet[Int(chunk >> UInt32(18 - 6 * position) & 63)])
+            }
+            index += 3
         }
-        return String(decoding: text, as: UTF8.self)
+        return String(decoding: output, as: UTF8.self)
     }
 
     /// nil for anything but unpadded base64url.

@@ -86,18 +86,31 @@ public struct Video: Sendable, Equatable {
     /// repeated slashes before it checks a link, so a path that normalises differently from
     /// how it was signed could never be served; `?` and `#` would end the path.
     static func srcProblem(_ src: String) -> String? {
-        let bytes = src.utf8
-        guard bytes.first == UInt8(ascii: "/") else { return "must start with /" }
+        guard src.utf8.first == UInt8(ascii: "/") else { return "must start with /" }
+        // One pass, tracking the segment so far: this runs for every source of every mint.
         var previous: UInt8 = 0
-        for byte in bytes {
-            if byte == UInt8(ascii: "."), previous == UInt8(ascii: ".") { return "must not contain .." }
-            if byte == UInt8(ascii: "?") || byte == UInt8(ascii: "#") { return "must not contain ? or #" }
+        var segmentLength = 0
+        var segmentIsDot = false
+        for byte in src.utf8.dropFirst() {
+            switch byte {
+            case UInt8(ascii: "/"):
+                if segmentLength == 0 { return "must not contain empty segments or end with /" }
+                if segmentIsDot && segmentLength == 1 { return "must not contain . segments" }
+                segmentLength = 0
+            case UInt8(ascii: "?"), UInt8(ascii: "#"):
+                return "must not contain ? or #"
+            case UInt8(ascii: ".") where previous == UInt8(ascii: "."):
+                return "must not contain .."
+            default:
+                segmentIsDot = segmentLength == 0 && byte == UInt8(ascii: ".")
+                segmentLength += 1
+                previous = byte
+                continue
+            }
             previous = byte
         }
-        for segment in bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst() {
-            if segment.isEmpty { return "must not contain empty segments or end with /" }
-            if segment.count == 1 && segment.first == UInt8(ascii: ".") { return "must not contain . segments" }
-        }
+        if segmentLength == 0 { return "must not contain empty segments or end with /" }
+        if segmentIsDot && segmentLength == 1 { return "must not contain . segments" }
         return nil
     }
 
