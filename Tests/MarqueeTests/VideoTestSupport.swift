@@ -76,14 +76,14 @@ final class VideoStack: @unchecked Sendable {
         try #"{"skewSeconds": \#(skew), "cdns": [\#(cdns.joined(separator: ",\n"))]}"#.write(to: file, atomically: true, encoding: .utf8)
     }
 
-    /// Replaces the CDN file and waits until every running worker has reloaded it.
-    func reload(skew: Int = 0, cdns: [String]) async throws {
+    /// Replaces the CDN file and waits until every running worker has logged `outcome` for it.
+    func reload(skew: Int = 0, cdns: [String], outcome: String = "configuration reloaded") async throws {
         try Self.write(cdns, skew: skew, to: cdnFile)
         let running = stack.workers.filter(\.isRunning)
-        let before = running.map { $0.log.components(separatedBy: "configuration reloaded").count }
+        let before = running.map { $0.log.components(separatedBy: outcome).count }
         for worker in running { worker.signal(SIGHUP) }
         let deadline = ContinuousClock.now + .seconds(10)
-        while zip(running, before).contains(where: { $0.log.components(separatedBy: "configuration reloaded").count <= $1 }) {
+        while zip(running, before).contains(where: { $0.log.components(separatedBy: outcome).count <= $1 }) {
             guard ContinuousClock.now < deadline else { throw StackError("the workers did not reload their CDN file") }
             try await Task.sleep(for: .milliseconds(20))
         }

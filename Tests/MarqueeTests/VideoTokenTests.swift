@@ -125,6 +125,11 @@ struct VideoTokenTests {
         #expect(try await video.fetch(second).status == 200)
         #expect(try await video.fetch(first).status == 200)
 
+        // A file that does not validate is refused whole: k1, which it would retire, still verifies.
+        try await video.reload(cdns: cdns(video.base, keys: [("k2", true, false), ("k1", true, true)]), outcome: "reload refused")
+        #expect(try await video.fetch(first).status == 200)
+        #expect(try await video.mint(["/clip.mp4"]).count == 1)
+
         try await video.reload(cdns: cdns(video.base, keys: [("k2", true, false), ("k1", false, true)]))
         #expect(try await video.fetch(first).status == 403, "a retired key is refused")
         #expect(try await video.fetch(second).status == 200)
