@@ -122,29 +122,32 @@ public struct Video: Sendable, Equatable {
         return size
     }
 
-    /// The JSON of `GET /video/{videoId}`, written directly: it is also the minting answer,
-    /// where JSONEncoder's generic machinery would cost more than the signing.
+    /// The JSON of `GET /video/{videoId}`, and with `sourceURLs` the minting answer, where
+    /// JSONEncoder's generic machinery would cost more than the signing.
     func json(sourceURLs: [String]? = nil, legacyId: String? = nil) -> [UInt8] {
-        var text = "{"
-        if let legacyId {
-            text += "\"_id\":"
-            JSONLogHandler.appendQuoted(legacyId, to: &text)
-            text += ","
+        var json = JSONWriter()
+        json.object { json in
+            if let legacyId {
+                json.key("_id")
+                json.string(legacyId)
+            }
+            json.key("sources")
+            json.array(sources.indices) { json, index in
+                let source = sources[index]
+                json.object { json in
+                    json.key("size")
+                    json.int(source.size)
+                    json.key("src")
+                    json.string(sourceURLs?[index] ?? source.src)
+                    json.key("type")
+                    json.string(source.type)
+                }
+            }
+            json.key("title")
+            json.string(title)
+            json.key("videoId")
+            json.string(videoId)
         }
-        text += "\"videoId\":"
-        JSONLogHandler.appendQuoted(videoId, to: &text)
-        text += ",\"title\":"
-        JSONLogHandler.appendQuoted(title, to: &text)
-        text += ",\"sources\":["
-        for (index, source) in sources.enumerated() {
-            if index > 0 { text += "," }
-            text += "{\"src\":"
-            JSONLogHandler.appendQuoted(sourceURLs?[index] ?? source.src, to: &text)
-            text += ",\"size\":\(source.size),\"type\":"
-            JSONLogHandler.appendQuoted(source.type, to: &text)
-            text += "}"
-        }
-        text += "]}"
-        return Array(text.utf8)
+        return json.bytes
     }
 }

@@ -1,5 +1,5 @@
-/// Writes the user answers' JSON straight into bytes. JSONEncoder spent ~10–20 µs per answer
-/// on these small, fixed shapes, as much as the rest of a GET; this writes them in well under
+/// Writes small, fixed-shape answers (users, videos) straight into bytes. JSONEncoder spent
+/// ~10–20 µs per answer on these, as much as the rest of a GET; this writes them in well under
 /// one. The caller writes keys in sorted order, as the encoder's `.sortedKeys` would.
 struct JSONWriter {
     private(set) var bytes: [UInt8] = []
