@@ -60,26 +60,24 @@ public struct Video: Sendable, Equatable {
             errors.add(path, "must have at most \(maxSources) sources")
             return nil
         }
+        let problemsBefore = errors.problems.count
         var sources: [Source] = []
-        var valid = true
         for (index, element) in list.enumerated() {
             let at = "\(path)[\(index)]"
             guard case .object(let object) = element else {
                 errors.add(at, "must be an object")
-                valid = false
                 continue
             }
-            let src = errors.string(object, "src", path: "\(at).src", maxLength: maxSrcLength)
-            if let src, let problem = srcProblem(src) { errors.add("\(at).src", problem) }
+            var src = errors.string(object, "src", path: "\(at).src", maxLength: maxSrcLength)
+            if let given = src, let problem = srcProblem(given) {
+                errors.add("\(at).src", problem)
+                src = nil
+            }
             let size = parseSize(object["size"], at: "\(at).size", errors: &errors)
             let type = errors.string(object, "type", path: "\(at).type", maxLength: maxTypeLength)
-            if let src, srcProblem(src) == nil, let size, let type {
-                sources.append(Source(src: src, size: size, type: type))
-            } else {
-                valid = false
-            }
+            if let src, let size, let type { sources.append(Source(src: src, size: size, type: type)) }
         }
-        return valid ? sources : nil
+        return errors.problems.count == problemsBefore ? sources : nil
     }
 
     /// Why `src` cannot be a path below a CDN address, or nil. nginx normalises `.`, `..` and

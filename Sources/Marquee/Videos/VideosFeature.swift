@@ -13,8 +13,8 @@ public struct VideosFeature: Feature {
     private let services: Services
     private let runtime: Runtime
 
-    /// What a reload replaces, read as one snapshot per request.
-    struct Settings: Sendable {
+    /// The feature's settings, which a reload replaces whole; read once per request.
+    struct Snapshot: Sendable {
         var cdns: CDNConfiguration
         var clientAddress: ClientAddress
 
@@ -25,19 +25,19 @@ public struct VideosFeature: Feature {
     }
 
     final class Runtime: Sendable {
-        let settings: Mutex<Settings>
+        let settings: Mutex<Snapshot>
         let minter: TokenMinter
         let verifier = TokenVerifier()
         let consumer: VisitConsumer
         let consumerThread = Mutex<BackgroundThread?>(nil)
 
-        init(settings: Settings, services: Services) {
+        init(settings: Snapshot, services: Services) {
             self.settings = Mutex(settings)
             minter = TokenMinter(store: services.store)
             consumer = VisitConsumer(store: services.store) { services.logger }
         }
 
-        var current: Settings { settings.withLock { $0 } }
+        var current: Snapshot { settings.withLock { $0 } }
     }
 
     /// An outbox whose oldest visit waited this long has no working consumer.
@@ -47,12 +47,12 @@ public struct VideosFeature: Feature {
 
     public init(services: Services) throws(SettingsError) {
         self.services = services
-        runtime = Runtime(settings: try Settings(services.settings.reader), services: services)
+        runtime = Runtime(settings: try Snapshot(services.settings.reader), services: services)
     }
 
     /// Parses this feature's settings, reading the CDN file, for `marquee config check`.
     public static func validate(_ reader: SettingsReader) throws(SettingsError) {
-        _ = try Settings(reader)
+        _ = try Snapshot(reader)
     }
 
     public func start() {
@@ -69,7 +69,7 @@ public struct VideosFeature: Feature {
     }
 
     public func reload(_ reader: SettingsReader) throws(SettingsError) {
-        let settings = try Settings(reader)
+        let settings = try Snapshot(reader)
         runtime.settings.withLock { $0 = settings }
         warnAboutLegacyScheme(settings.cdns)
     }
@@ -183,7 +183,7 @@ public struct VideosFeature: Feature {
         }
     }
 
-    static func clientIp(_ request: Request, _ settings: Settings) -> String {
+    static func clientIp(_ request: Request, _ settings: Snapshot) -> String {
         settings.clientAddress.resolve(remoteAddress: request.param("REMOTE_ADDR"), forwardedFor: request.header("X-Forwarded-For"))
     }
 
