@@ -36,6 +36,8 @@ final class VisitConsumer: Sendable {
                 return
             }
             if !holding.exchange(true, ordering: .relaxed) { logger().notice("this worker now moves the visits outbox") }
+            // A move is a synced write; an idle pool should not flush the disk five times a second.
+            guard (try? outbox.isEmpty()) == false else { return }
             for _ in 0..<Self.batchesPerRound {
                 do {
                     let batch = try outbox.moveBatch(limit: Self.batchSize)

@@ -76,6 +76,10 @@ public struct VisitOutbox: Sendable {
         }
     }
 
+    public func isEmpty() throws -> Bool {
+        try store.read { try $0.scan(prefix: VideoKeys.outboxPrefix, limit: 1).isEmpty }
+    }
+
     /// When the oldest visit still queued happened, read from its key alone: health asks often.
     public func oldestQueuedAt() throws -> UInt64? {
         try store.read(oldestQueuedAt)
