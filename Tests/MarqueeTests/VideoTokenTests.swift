@@ -47,6 +47,22 @@ struct VideoTokenTests {
             call += 1
         }
         for task in load { await busy.finish(task) }
+
+        // A burst: the calls take the next 30 turns, each exactly once, so each CDN gets 10.
+        let burst = await withTaskGroup(of: String?.self) { group in
+            for _ in 0..<30 {
+                group.addTask {
+                    let answer = try? await stack.client.request("POST", "/video/token", headers: ["Content-Type": "application/json"], body: body)
+                    return ((answer?.json()?["sources"] as? [[String: Any]])?.first?["src"] as? String)?.components(separatedBy: ".example.com").first
+                }
+            }
+            var hosts: [String?] = []
+            for await host in group { hosts.append(host) }
+            return hosts
+        }
+        #expect(Dictionary(grouping: burst.compactMap { $0 }, by: { $0 }).mapValues(\.count) == [
+            "https://cdn0": 10, "https://cdn1": 10, "https://cdn2": 10,
+        ])
         #expect(stack.workers.allSatisfy { served(by: $0) > 0 }, "both workers minted within \(call) calls")
         #expect(stack.workers.allSatisfy { $0.log.contains("md5-legacy") && $0.log.contains(#""level":"warning""#) },
                 "each worker warns at start that a CDN uses md5-legacy")
