@@ -131,7 +131,6 @@ struct VideoTokenSchemeTests {
         #expect(configuration.cdns[1].lifetimeSeconds == 60)
         #expect(configuration.cdns[2].addressPath == "")
         #expect(configuration.skewSeconds == 2)
-        #expect(configuration.usesLegacyScheme)
         #expect(Set(configuration.verificationKeys.keys) == ["k"])
 
         let local = try CDNConfiguration.load(SettingsReader(environment: ["MARQUEE_SECURE_LINK_SECRET": "0123456789abcdefgh"]))

@@ -28,8 +28,8 @@ public struct CDNConfiguration: Sendable {
     static let maxKeysPerCDN = 16
     static let minimumSecretBytes = 16
 
-    public var cdns: [CDN]
-    public var skewSeconds: Int
+    public let cdns: [CDN]
+    public let skewSeconds: Int
     /// Every key that `hmac-sha256` verification may meet, by id.
     let verificationKeys: [String: VerificationKey]
 
@@ -75,8 +75,6 @@ public struct CDNConfiguration: Sendable {
         var key: Key
         var bindsClientIp: Bool
     }
-
-    public var usesLegacyScheme: Bool { cdns.contains { $0.scheme == .md5Legacy } }
 
     /// The configuration the settings name: the file, else the built-in local CDN, else none.
     public static func load(_ reader: SettingsReader) throws(SettingsError) -> CDNConfiguration {

@@ -14,14 +14,6 @@ public enum TokenScheme: String, Sendable, CaseIterable {
     /// expire and are the same for everyone. For migration only.
     case md5Legacy = "md5-legacy"
 
-    var index: Int {
-        switch self {
-        case .hmacSHA256: 0
-        case .nginxSecureLink: 1
-        case .md5Legacy: 2
-        }
-    }
-
     /// The query of a signed link to `src`, whose path at the edge is `path`.
     func query(src: String, path: String, key: CDNConfiguration.Key, expires: Int, clientIp: String?) -> String {
         switch self {
