@@ -50,6 +50,12 @@ public struct Visit: Codable, Sendable, Equatable {
 
 /// Where the video feature keeps its state in the store. None of it has a time-to-live:
 /// it is state, never evicted.
+/// - `videos/catalogue/<videoId>`: the video, as the JSON `GET /video/{videoId}` answers.
+/// - `videos/outbox/<visitId>`: a visit read but not yet moved (JSON `Visit`).
+/// - `videos/visits/<videoId>/<reversed time>-<visitId>`: a moved visit, newest first.
+/// - `videos/visit-count/<videoId>`, `videos/stats/*`: counters kept in the same transactions.
+/// - `videos/outbox-rejected/<visitId>`: an outbox entry that did not decode, set aside.
+/// - `videos/cdn-cursor`: the round-robin counter; lease `videos/visits-consumer`.
 enum VideoKeys {
     static let cataloguePrefix = "videos/catalogue/"
     static let outboxPrefix = "videos/outbox/"
