@@ -8,6 +8,8 @@ public enum FeatureSet {
         var features: [any Feature] = [
             HealthFeature(services: services, peers: peers),
             StatusFeature(services: services, peers: peers),
+            try UsersFeature(services: services),
+            try MoviesFeature(services: services),
         ]
         if try DiagnosticsFeature.isEnabled(services.settings.reader) {
             features.append(DiagnosticsFeature())
@@ -19,6 +21,8 @@ public enum FeatureSet {
     /// Parses every feature's settings without opening anything, for `marquee config check`.
     public static func validate(_ reader: SettingsReader) throws(SettingsError) {
         _ = try DiagnosticsFeature.isEnabled(reader)
+        try UsersFeature.validate(reader)
+        try MoviesFeature.validate(reader)
     }
 
     private final class Registry: Sendable {

@@ -32,6 +32,9 @@ final class Stack: @unchecked Sendable {
             "MARQUEE_THREADS": "4",
             "MARQUEE_TEST_ROUTES": "1",
             "MARQUEE_ADMIN_TOKEN": Stack.adminToken,
+            // The movies loop calls its upstream from the start: no test may reach the internet,
+            // so it gets a closed loopback port unless the test passes the fake upstream's URL.
+            "MARQUEE_GHIBLI_BASE_URL": "http://127.0.0.1:9",
         ]
         defaults.merge(environment) { _, new in new }
         workerEnvironment = defaults
