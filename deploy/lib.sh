@@ -131,7 +131,9 @@ marquee_binary() { # ROOT [BINARY]
   fi
   if [ ! -x "$binary" ] || [ -n "$stale" ]; then
     note "building the release binary${stale:+ ($stale changed)}"
-    (cd "$root" && swift build -c release --product marquee) >&2
+    # With the Swift runtime linked in, the binary needs only Debian's own
+    # libraries: deploy/install has nothing to bundle beside it.
+    (cd "$root" && swift build -c release --product marquee --static-swift-stdlib) >&2
   fi
   printf '%s\n' "$binary"
 }
