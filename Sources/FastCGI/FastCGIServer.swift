@@ -18,6 +18,18 @@ import Glibc
 public final class FastCGIServer: @unchecked Sendable {
     public typealias Responder = @Sendable (FastCGIRequest) -> FastCGIResponse
 
+    /// Calls into each request thread: once when it starts, and each time it is about to wait
+    /// for a connection (the moment to flush what it buffered).
+    public struct ThreadHooks: Sendable {
+        public var started: @Sendable () -> Void
+        public var idle: @Sendable () -> Void
+
+        public init(started: @escaping @Sendable () -> Void = {}, idle: @escaping @Sendable () -> Void = {}) {
+            self.started = started
+            self.idle = idle
+        }
+    }
+
     public struct Counters: Sendable {
         public var served: Int
         public var inFlight: Int
@@ -34,6 +46,7 @@ public final class FastCGIServer: @unchecked Sendable {
     private let threadCount: Int
     private let ioTimeoutSeconds: Int
     private let responder: Responder
+    private let hooks: ThreadHooks
     private let wakeFd: Int32
     private let stopping = Atomic<Bool>(false)
     private let served = Atomic<Int>(0)
@@ -41,8 +54,10 @@ public final class FastCGIServer: @unchecked Sendable {
     private let running = Atomic<Int>(0)
 
     /// `ioTimeoutSeconds` bounds how long a thread waits on a stalled nginx connection.
-    public init(listener: FastCGIListener, threads: Int, ioTimeoutSeconds: Int = 30, responder: @escaping Responder) {
+    public init(listener: FastCGIListener, threads: Int, ioTimeoutSeconds: Int = 30, hooks: ThreadHooks = ThreadHooks(),
+                responder: @escaping Responder) {
         self.listener = listener
+        self.hooks = hooks
         self.threadCount = max(1, threads)
         self.ioTimeoutSeconds = ioTimeoutSeconds
         self.responder = responder
@@ -98,6 +113,8 @@ public final class FastCGIServer: @unchecked Sendable {
 
     private func acceptLoop() {
         defer { running.subtract(1, ordering: .releasing) }
+        hooks.started()
+        defer { hooks.idle() }
         let poller = epoll_create1(Int32(EPOLL_CLOEXEC))
         defer { close(poller) }
         var listenEvent = epoll_event()
@@ -122,6 +139,7 @@ public final class FastCGIServer: @unchecked Sendable {
             }
             switch errno {
             case EAGAIN, EWOULDBLOCK:
+                hooks.idle()
                 _ = epoll_wait(poller, &ready, 2, -1)
             case EINTR, ECONNABORTED, EPROTO:
                 continue

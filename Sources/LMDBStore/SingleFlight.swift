@@ -53,7 +53,8 @@ extension Store {
         while true {
             let lease = try self.lease(leaseName)
             let now = StoreClock.nowMillis()
-            if let lease, lease.state == .failed, lease.changedAt >= started, lease.isLive(at: now) {
+            // Strictly after: a caller that started in the failure's millisecond may have come after it.
+            if let lease, lease.state == .failed, lease.changedAt > started, lease.isLive(at: now) {
                 throw SingleFlightFailure(payload: lease.payload)
             }
             if lease == nil || lease!.state == .failed || !lease!.isLive(at: now) {

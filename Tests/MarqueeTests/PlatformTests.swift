@@ -40,10 +40,15 @@ struct PlatformTests {
         let slept = try await stack.client.get("/api/v1/test/sleep?ms=%31%30&unused=a+b")
         #expect(slept.json()?["slept"] as? Int == 10)
 
-        let lines = stack.workers[0].log.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        // Request threads flush their log lines when they go idle, just after answering.
+        var request: [String: Any]?
+        for _ in 0..<100 where request == nil {
+            let lines = stack.workers[0].log.split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+            request = lines.last { $0["msg"] as? String == "request" && $0["route"] as? String == "/api/v1/test/sleep" }
+            if request == nil { try await Task.sleep(for: .milliseconds(20)) }
         }
-        let request = lines.last { $0["msg"] as? String == "request" && $0["route"] as? String == "/api/v1/test/sleep" }
         #expect(request?["method"] as? String == "GET")
         #expect(request?["status"] as? Int == 200)
         #expect((request?["us"] as? Int ?? 0) >= 10_000)

@@ -22,14 +22,12 @@ struct TrailersBenchmarkTests {
         defer { try? FileManager.default.removeItem(at: scratch) }
         let route = TrailersFixtures.path(TrailersFixtures.arrival)
         // deploy/bench's one probe request before measuring is the miss that stores the answer.
-        let bench = try TrailersFixtures.withSignalsUnblocked {
-            try ChildProcess(
-                "deploy-bench", executable: "/bin/bash",
-                arguments: [TestPaths.script("deploy/bench"), route, "--duration", Self.duration, "--port", "\(Self.benchPort())",
-                            "--binary", TestPaths.marquee],
-                environment: TrailersFixtures.environment(fake, Self.passedThrough), logDirectory: scratch
-            )
-        }
+        let bench = try ChildProcess(
+            "deploy-bench", executable: "/bin/bash",
+            arguments: [TestPaths.script("deploy/bench"), route, "--duration", Self.duration, "--port", "\(Self.benchPort())",
+                        "--binary", TestPaths.marquee],
+            environment: TrailersFixtures.environment(fake, Self.passedThrough), logDirectory: scratch
+        )
         let status = bench.waitForExit(timeout: .seconds(600))
         let output = bench.log
         print(output)

@@ -71,18 +71,6 @@ enum TrailersFixtures {
                                        body: try JSONSerialization.data(withJSONObject: body))
     }
 
-    /// Runs `body` with no signal blocked on this thread. A child inherits its parent thread's
-    /// signal mask, and the test process's threads block most signals (libdispatch's do): a
-    /// shell script started from one could never be stopped with SIGTERM.
-    static func withSignalsUnblocked<T>(_ body: () throws -> T) rethrows -> T {
-        var none = sigset_t()
-        var saved = sigset_t()
-        sigemptyset(&none)
-        pthread_sigmask(SIG_SETMASK, &none, &saved)
-        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
-        return try body()
-    }
-
     /// Polls until `condition` holds or `timeout` passes; answers whether it held.
     static func eventually(within timeout: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout

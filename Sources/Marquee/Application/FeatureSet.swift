@@ -8,6 +8,9 @@ public enum FeatureSet {
         var features: [any Feature] = [
             HealthFeature(services: services, peers: peers),
             StatusFeature(services: services, peers: peers),
+            try UsersFeature(services: services),
+            try MoviesFeature(services: services),
+            try VideosFeature(services: services),
             try TrailersFeature(services: services),
         ]
         if try DiagnosticsFeature.isEnabled(services.settings.reader) {
@@ -20,6 +23,9 @@ public enum FeatureSet {
     /// Parses every feature's settings without opening anything, for `marquee config check`.
     public static func validate(_ reader: SettingsReader) throws(SettingsError) {
         _ = try DiagnosticsFeature.isEnabled(reader)
+        try UsersFeature.validate(reader)
+        try MoviesFeature.validate(reader)
+        try VideosFeature.validate(reader)
         try TrailersFeature.validate(reader)
     }
 

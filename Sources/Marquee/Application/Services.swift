@@ -12,7 +12,7 @@ public final class Services: Sendable {
     public let upstream: UpstreamClient
     public let startedAt: ContinuousClock.Instant
     public let startedAtDate: Date
-    private let current: Mutex<(settings: Settings, generation: Int, logger: Logger)>
+    private let current: Mutex<Snapshot>
     let serverCounters = Mutex<(@Sendable () -> FastCGIServer.Counters)?>(nil)
 
     public init(store: Store, settings: Settings) {
@@ -20,15 +20,30 @@ public final class Services: Sendable {
         self.upstream = UpstreamClient(timeouts: settings.upstreamTimeouts)
         self.startedAt = .now
         self.startedAtDate = Date()
-        self.current = Mutex((settings, 1, Self.makeLogger(settings)))
+        self.current = Mutex(Snapshot(settings: settings, generation: 1))
     }
 
-    public var settings: Settings { current.withLock { $0.settings } }
-    public var logger: Logger { current.withLock { $0.logger } }
-    public var configGeneration: Int { current.withLock { $0.generation } }
+    /// What a request reads once: swapping one reference on reload keeps the per-request cost
+    /// to a lock and a retain.
+    final class Snapshot: Sendable {
+        let settings: Settings
+        let generation: Int
+        let logger: Logger
+
+        init(settings: Settings, generation: Int) {
+            self.settings = settings
+            self.generation = generation
+            self.logger = Services.makeLogger(settings)
+        }
+    }
+
+    var snapshot: Snapshot { current.withLock { $0 } }
+    public var settings: Settings { snapshot.settings }
+    public var logger: Logger { snapshot.logger }
+    public var configGeneration: Int { snapshot.generation }
 
     func replace(_ settings: Settings) {
-        current.withLock { $0 = (settings, $0.generation + 1, Self.makeLogger(settings)) }
+        current.withLock { $0 = Snapshot(settings: settings, generation: $0.generation + 1) }
     }
 
     var counters: FastCGIServer.Counters {

@@ -20,7 +20,11 @@ public final class Worker: Sendable {
         for feature in features { feature.register(in: &router) }
         let routes = router
         self.router = routes
-        self.server = FastCGIServer(listener: listener, threads: services.settings.threads) { [services] request in
+        let logHooks = FastCGIServer.ThreadHooks(
+            started: { LogOutput.shared.bufferCurrentThread() },
+            idle: { LogOutput.shared.flushCurrentThread() }
+        )
+        self.server = FastCGIServer(listener: listener, threads: services.settings.threads, hooks: logHooks) { [services] request in
             Worker.respond(to: request, router: routes, services: services)
         }
         let server = self.server
@@ -87,6 +91,7 @@ public final class Worker: Sendable {
         } else {
             logger.warning("drain time over, exiting with requests in flight", metadata: ["inFlight": "\(server.counters.inFlight)"])
         }
+        LogOutput.shared.flushAll()
         return 0
     }
 
@@ -100,20 +105,33 @@ public final class Worker: Sendable {
                 services.logger.warning("cleared reader slots left by dead processes", metadata: ["slots": "\(cleared)"])
             }
         })
+        threads.append(BackgroundThread(name: "log-flush", interval: Self.logFlushInterval) {
+            LogOutput.shared.flushAll()
+        })
         if let interval = SystemdNotifier.watchdogInterval() {
             let notifier = self.notifier
             threads.append(BackgroundThread(name: "watchdog", interval: interval / 2) {
-                // A worker that cannot read its store is not alive in any useful sense.
-                guard !services.settings.stallWatchdog, (try? store.get("health/probe")) != nil else { return }
+                guard !services.settings.stallWatchdog else { return }
+                // A worker that cannot read its store is not alive in any useful sense. The probe
+                // key is never written: reading it at all is the test, its absence is no failure.
+                do {
+                    _ = try store.get("health/probe")
+                } catch {
+                    return
+                }
                 notifier.notify("WATCHDOG=1")
             })
         }
         return threads
     }
 
+    /// The longest a request line waits in a busy thread's buffer.
+    static let logFlushInterval = Duration.milliseconds(200)
+
     static func respond(to fastCGI: FastCGIRequest, router: Router, services: Services) -> FastCGIResponse {
         let started = ContinuousClock.now
-        let settings = services.settings
+        let snapshot = services.snapshot
+        let settings = snapshot.settings
         var request = Request(fastCGI, maxBodyBytes: settings.maxBodyBytes)
         let response: FastCGIResponse
         if let declared = request.param("CONTENT_LENGTH").flatMap(Int.init), declared > settings.maxBodyBytes {
@@ -124,7 +142,7 @@ public final class Worker: Sendable {
         }
         let elapsed = ContinuousClock.now - started
         let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
-        services.logger.info("request", metadata: [
+        snapshot.logger.info("request", metadata: [
             "method": .string(request.method),
             "route": .string(request.route),
             "status": .stringConvertible(response.status),

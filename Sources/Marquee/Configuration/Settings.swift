@@ -1,3 +1,5 @@
+import Crypto
+import Foundation
 import LMDBStore
 
 /// The worker's own settings. Features read theirs from the same `SettingsReader`.
@@ -9,7 +11,9 @@ public struct Settings: Sendable {
     public var maxBodyBytes: Int
     public var drainTime: Duration
     public var logLevel: LogLevelSetting
-    public var adminToken: String?
+    /// The SHA-256 of MARQUEE_ADMIN_TOKEN, hashed once here rather than per admin request;
+    /// the token itself is kept nowhere.
+    public let adminTokenDigest: [UInt8]?
     /// Test-only: stop sending WATCHDOG=1 so that systemd kills and restarts the worker.
     public var stallWatchdog: Bool
     /// Not reloadable: the HTTP client is built once per worker.
@@ -30,10 +34,11 @@ public struct Settings: Sendable {
         maxBodyBytes = try reader.int("MARQUEE_MAX_BODY_BYTES", default: 1 << 20, range: 1...(64 << 20))
         drainTime = try reader.seconds("MARQUEE_DRAIN_SECONDS", default: .seconds(10), range: 0...600)
         logLevel = try reader.choice("MARQUEE_LOG_LEVEL", default: LogLevelSetting.info)
-        adminToken = reader.string("MARQUEE_ADMIN_TOKEN")
-        if let token = adminToken, token.count < 16 {
+        let token = reader.string("MARQUEE_ADMIN_TOKEN")
+        if let token, token.count < 16 {
             throw SettingsError(variable: "MARQUEE_ADMIN_TOKEN", problem: "must be at least 16 characters")
         }
+        adminTokenDigest = token.map { Array(SHA256.hash(data: Data($0.utf8))) }
         stallWatchdog = try reader.bool("MARQUEE_TEST_STALL_WATCHDOG", default: false)
         upstreamTimeouts = UpstreamClient.Timeouts(
             connect: try reader.seconds("MARQUEE_UPSTREAM_CONNECT_TIMEOUT", default: .seconds(1), range: 0.05...30),

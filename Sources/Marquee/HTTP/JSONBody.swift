@@ -77,9 +77,30 @@ public struct FieldErrors {
             add(name, "must be a string")
             return nil
         }
+        return checked(text, name, maxLength: maxLength)
+    }
+
+    /// The same, for an object read by `JSONReader`.
+    public mutating func string(_ object: [String: JSONValue], _ field: String, path: String? = nil, maxLength: Int, required: Bool = true) -> String? {
+        let name = path ?? field
+        switch object[field] {
+        case .string(let text)?:
+            return checked(text, name, maxLength: maxLength)
+        case nil, .null?:
+            if required { add(name, "is required") }
+            return nil
+        default:
+            add(name, "must be a string")
+            return nil
+        }
+    }
+
+    private mutating func checked(_ text: String, _ name: String, maxLength: Int) -> String? {
         if text.isEmpty { add(name, "must not be empty"); return nil }
-        if text.count > maxLength { add(name, "must be at most \(maxLength) characters"); return nil }
-        if text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        // Printable ASCII, the common case, has one character per byte and no control character.
+        let printableASCII = text.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7f }
+        if (printableASCII ? text.utf8.count : text.count) > maxLength { add(name, "must be at most \(maxLength) characters"); return nil }
+        if !printableASCII && text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             add(name, "must not contain control characters")
             return nil
         }

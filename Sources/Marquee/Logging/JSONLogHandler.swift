@@ -1,16 +1,14 @@
 import Foundation
 import Logging
-import Synchronization
 
 /// One JSON object per line on stdout, which journald keeps as the message: the time, the
-/// level, the message, the worker's pid and the metadata.
+/// level, the message, the worker's pid and the metadata. Lines go through `LogOutput`.
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     private let label: String
 
     private static let pid = Int(getpid())
-    private static let writeLock = Mutex<Void>(())
 
     public init(label: String, level: Logger.Level = .info) {
         self.label = label
@@ -35,16 +33,7 @@ public struct JSONLogHandler: LogHandler {
             Self.append(merged[key]!, to: &line)
         }
         line += "}\n"
-        var bytes = Array(line.utf8)
-        Self.writeLock.withLock { _ in
-            var offset = 0
-            while offset < bytes.count {
-                let written = bytes.withUnsafeMutableBytes { write(1, $0.baseAddress! + offset, $0.count - offset) }
-                if written <= 0 { if errno == EINTR { continue } else { break } }
-                offset += written
-            }
-        }
-        bytes.removeAll()
+        LogOutput.shared.write(line)
     }
 
     private static func append(_ value: Logger.Metadata.Value, to line: inout String) {
@@ -77,6 +66,13 @@ public struct JSONLogHandler: LogHandler {
     }
 
     static func appendQuoted(_ text: String, to line: inout String) {
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            // Nothing to escape, the common case: one append instead of one per scalar.
+            line += "\""
+            line += text
+            line += "\""
+            return
+        }
         line += "\""
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -59,7 +59,9 @@ public struct Router: Sendable {
         var parameters: [String: String] = [:]
         for (expected, actual) in zip(pattern, segments) {
             if expected.first == "{" && expected.last == "}" {
-                guard !actual.isEmpty, let decoded = QueryString.percentDecoded(actual.replacing("+", with: "%2B")) else { return nil }
+                // In a path "+" is a plus, not a space. The rewrite is costly, so only when needed.
+                let literal = actual.utf8.contains(UInt8(ascii: "+")) ? actual.replacing("+", with: "%2B") : actual
+                guard !literal.isEmpty, let decoded = QueryString.percentDecoded(literal) else { return nil }
                 parameters[String(expected.dropFirst().dropLast())] = decoded
             } else if expected != actual {
                 return nil

@@ -24,7 +24,29 @@ final class ChildProcess: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = standardInput ?? FileHandle.nullDevice
-        try process.run()
+        try Self.runWithDefaultSignalMask(process)
+    }
+
+    /// Swift concurrency's threads block most signals and a spawned child inherits the mask,
+    /// so a script's SIGTERM trap would never fire. Spawning from a thread with nothing
+    /// blocked gives the child what a shell would.
+    private static func runWithDefaultSignalMask(_ process: Process) throws {
+        let outcome = SpawnOutcome()
+        let thread = Thread {
+            var nothing = sigset_t()
+            sigemptyset(&nothing)
+            pthread_sigmask(SIG_SETMASK, &nothing, nil)
+            do { try process.run() } catch { outcome.error = error }
+            outcome.done.signal()
+        }
+        thread.start()
+        outcome.done.wait()
+        if let error = outcome.error { throw error }
+    }
+
+    private final class SpawnOutcome: @unchecked Sendable {
+        let done = DispatchSemaphore(value: 0)
+        var error: (any Error)?
     }
 
     var pid: Int32 { process.processIdentifier }

@@ -19,10 +19,11 @@ final class Stack: @unchecked Sendable {
     static let secureLinkSecret = "marquee-test-secure-link"
 
     /// `rates: "bench"` moves nginx's rate limits out of the way; `"default"` keeps production's.
+    /// `port` lets a test write nginx's own address into the workers' configuration beforehand.
     init(_ label: String, workers count: Int = 2, environment: [String: String] = [:], rates: String = "bench",
-         renderArguments: [String] = []) async throws {
+         renderArguments: [String] = [], port: Int = TestPaths.freePort()) async throws {
         directory = TestPaths.temporaryDirectory(label)
-        port = TestPaths.freePort()
+        self.port = port
         socketPath = directory.appendingPathComponent("marquee.sock").path
         client = HTTPClient(base: "http://127.0.0.1:\(port)")
         listenerFd = try FastCGIListener.bind(socketPath, mode: 0o660).fd
@@ -32,6 +33,9 @@ final class Stack: @unchecked Sendable {
             "MARQUEE_THREADS": "4",
             "MARQUEE_TEST_ROUTES": "1",
             "MARQUEE_ADMIN_TOKEN": Stack.adminToken,
+            // The movies loop calls its upstream from the start: no test may reach the internet,
+            // so it gets a closed loopback port unless the test passes the fake upstream's URL.
+            "MARQUEE_GHIBLI_BASE_URL": "http://127.0.0.1:9",
         ]
         defaults.merge(environment) { _, new in new }
         workerEnvironment = defaults

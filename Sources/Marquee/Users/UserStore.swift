@@ -1,0 +1,177 @@
+import Foundation
+import LMDBStore
+
+/// The users' use of the shared store. Every key here has no time-to-live, so eviction never
+/// touches it: this is state, not cache.
+/// - `users/by-id/<id>`: the `UserRecord` (binary, see `RecordCoding`).
+/// - `users/by-seq/<sequence, 19 digits>`: the id, in creation order, for stable paging.
+/// - `users/streams/<id>`: the `StreamState` (binary); absent until the first grant.
+/// - `users/next-sequence`, `users/count`: counters kept in the same transactions.
+struct UserStore: Sendable {
+    let store: Store
+
+    enum Key {
+        static let userPrefix = "users/by-id/"
+        static let sequencePrefix = "users/by-seq/"
+        static let streamsPrefix = "users/streams/"
+        static let nextSequence = "users/next-sequence"
+        static let count = "users/count"
+
+        static func user(_ id: String) -> String { userPrefix + id }
+        static func streams(_ id: String) -> String { streamsPrefix + id }
+
+        /// Zero-padded so that key order is numeric order.
+        static func sequence(_ sequence: Int64) -> String {
+            let digits = String(sequence)
+            return sequencePrefix + String(repeating: "0", count: max(0, 19 - digits.count)) + digits
+        }
+    }
+
+    /// A user with the stream state read in the same snapshot, and that snapshot's time.
+    struct Snapshot: Sendable {
+        var record: UserRecord
+        var streams: StreamState
+        var now: UInt64
+
+        var liveLeases: [StreamState.Lease] { streams.live(at: now) }
+    }
+
+    enum CreateOutcome: Sendable, Equatable {
+        case created(UserRecord)
+        case exists(UserRecord)
+    }
+
+    // MARK: Accounts (synced on commit)
+
+    /// Creates the user unless the id is taken. Synced to disk before it returns (with the
+    /// default MARQUEE_STORE_SYNC=durable), so a 201 survives a power loss.
+    func create(_ user: NewUser) throws -> CreateOutcome {
+        try createAll([user])[0]
+    }
+
+    /// Creates each user that is not there yet, in batches of one synced transaction each.
+    func createAll(_ users: [NewUser], batchSize: Int = 500) throws -> [CreateOutcome] {
+        // Ids are drawn outside the transaction, whose body may run again after an eviction.
+        let identified = users.map { (user: $0, id: $0.id ?? UUID().uuidString.lowercased()) }
+        var outcomes: [CreateOutcome] = []
+        for start in stride(from: 0, to: identified.count, by: batchSize) {
+            let batch = identified[start..<min(start + batchSize, identified.count)]
+            outcomes += try store.write(durable: true) { transaction in
+                try batch.map { try Self.insert($0.user, id: $0.id, in: transaction) }
+            }
+        }
+        return outcomes
+    }
+
+    private static func insert(_ user: NewUser, id: String, in transaction: StoreTransaction) throws -> CreateOutcome {
+        if let existing = try transaction.get(Key.user(id)) {
+            return .exists(try UserRecord.decode(existing))
+        }
+        let sequence = try transaction.increment(Key.nextSequence)
+        let record = UserRecord(id: id, name: user.name, subscription: user.subscription, createdAt: transaction.now, sequence: sequence)
+        try transaction.put(Key.user(id), record.encoded())
+        try transaction.put(Key.sequence(sequence), Array(id.utf8))
+        _ = try transaction.increment(Key.count)
+        return .created(record)
+    }
+
+    /// Deletes the user, its listing entry and its streams in one synced transaction.
+    func delete(_ id: String) throws -> UserRecord? {
+        try store.write(durable: true) { transaction in
+            guard let bytes = try transaction.get(Key.user(id)) else { return nil }
+            let record = try UserRecord.decode(bytes)
+            try transaction.delete(Key.user(id))
+            try transaction.delete(Key.sequence(record.sequence))
+            try transaction.delete(Key.streams(id))
+            _ = try transaction.increment(Key.count, by: -1)
+            return record
+        }
+    }
+
+    // MARK: Reads (one read transaction each)
+
+    func user(_ id: String) throws -> Snapshot? {
+        try store.read { transaction in
+            guard let bytes = try transaction.get(Key.user(id)) else { return nil }
+            return Snapshot(record: try UserRecord.decode(bytes),
+                            streams: try StreamState.decode(transaction.get(Key.streams(id))),
+                            now: transaction.now)
+        }
+    }
+
+    /// Up to `limit` users created after the one with sequence `cursor`, oldest first, and the
+    /// cursor of the next page (nil on the last). Users added meanwhile come after every page
+    /// already read, so a walk neither repeats nor skips anyone.
+    func page(after cursor: Int64?, limit: Int) throws -> (users: [Snapshot], nextCursor: Int64?) {
+        try store.read { transaction in
+            let entries = try transaction.scan(prefix: Key.sequencePrefix, after: cursor.map(Key.sequence), limit: limit + 1)
+            var users: [Snapshot] = []
+            for (_, entry) in entries.prefix(limit) {
+                let id = String(decoding: entry.value, as: UTF8.self)
+                guard let bytes = try transaction.get(Key.user(id)) else { continue }
+                users.append(Snapshot(record: try UserRecord.decode(bytes),
+                                      streams: try StreamState.decode(transaction.get(Key.streams(id))),
+                                      now: transaction.now))
+            }
+            return (users, entries.count > limit ? users.last?.record.sequence : nil)
+        }
+    }
+
+    func count() throws -> Int {
+        try store.get(Key.count).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+    }
+
+    // MARK: Streams (committed, not synced)
+    //
+    // A committed LMDB transaction survives kill -9 of any process whether or not it was
+    // synced: the pages are in the kernel's cache when the commit returns. Syncing would add
+    // only power-loss safety, and a lease lives at most MARQUEE_STREAM_LEASE_SECONDS anyway:
+    // a grant lost with the power is one the player re-requests. Syncing every grant would cap
+    // the pool at the disk's few thousand syncs a second.
+
+    enum GrantResult: Sendable {
+        case unknownUser
+        case decided(StreamState.GrantOutcome, limit: Int)
+    }
+
+    /// The limit check and the grant in one write transaction: LMDB's single writer makes it
+    /// atomic across every thread of every worker.
+    func grant(_ stream: String, to id: String, settings: StreamSettings) throws -> GrantResult {
+        try store.write { transaction in
+            guard let bytes = try transaction.get(Key.user(id)) else { return .unknownUser }
+            let limit = settings.limit(for: try UserRecord.decode(bytes).subscription)
+            var state = try StreamState.decode(transaction.get(Key.streams(id)))
+            let outcome = state.grant(stream, limit: limit, now: transaction.now, lease: settings.lease)
+            if case .refused = outcome {} else {
+                try transaction.put(Key.streams(id), state.encoded())
+            }
+            return .decided(outcome, limit: limit)
+        }
+    }
+
+    enum LeaseResult<Done: Sendable>: Sendable {
+        case unknownUser
+        case notActive
+        case done(Done)
+    }
+
+    func renew(_ stream: String, of id: String, lease: Duration) throws -> LeaseResult<StreamState.Lease> {
+        try store.write { transaction in
+            guard try transaction.get(Key.user(id)) != nil else { return .unknownUser }
+            var state = try StreamState.decode(transaction.get(Key.streams(id)))
+            guard let renewed = state.renew(stream, now: transaction.now, lease: lease) else { return .notActive }
+            try transaction.put(Key.streams(id), state.encoded())
+            return .done(renewed)
+        }
+    }
+
+    func release(_ stream: String, of id: String) throws -> LeaseResult<Void> {
+        try store.write { transaction in
+            guard try transaction.get(Key.user(id)) != nil else { return .unknownUser }
+            var state = try StreamState.decode(transaction.get(Key.streams(id)))
+            guard state.release(stream, now: transaction.now) else { return .notActive }
+            try transaction.put(Key.streams(id), state.encoded())
+            return .done(())
+        }
+    }
+}

@@ -1,0 +1,163 @@
+/// The JSON shapes of users in answers: this API's, and the earlier service's for its routes.
+enum UserView {
+    static func user(_ user: UserStore.Snapshot, limit: Int) -> [UInt8] {
+        var json = JSONWriter()
+        self.user(user, limit: limit, into: &json)
+        return json.bytes
+    }
+
+    static func user(_ user: UserStore.Snapshot, limit: Int, into json: inout JSONWriter) {
+        json.object { json in
+            json.key("createdAt")
+            json.string(Timestamp.iso8601(user.record.createdAt))
+            json.key("id")
+            json.string(user.record.id)
+            json.key("lastOnline")
+            time(user.streams.lastOnline, into: &json)
+            json.key("name")
+            json.string(user.record.name)
+            json.key("streamLimit")
+            json.int(limit)
+            json.key("streams")
+            json.array(user.liveLeases) { json, lease in self.lease(lease, into: &json) }
+            json.key("subscription")
+            json.string(user.record.subscription)
+        }
+    }
+
+    /// `{"nextCursor", "users"}`: one page of the listing.
+    static func page(_ users: [UserStore.Snapshot], nextCursor: Int64?, limit: (UserStore.Snapshot) -> Int) -> [UInt8] {
+        var json = JSONWriter()
+        json.object { json in
+            json.key("nextCursor")
+            if let nextCursor { json.string(String(nextCursor)) } else { json.null() }
+            json.key("users")
+            json.array(users) { json, user in self.user(user, limit: limit(user), into: &json) }
+        }
+        return json.bytes
+    }
+
+    static func lease(_ lease: StreamState.Lease) -> [UInt8] {
+        var json = JSONWriter()
+        self.lease(lease, into: &json)
+        return json.bytes
+    }
+
+    static func lease(_ lease: StreamState.Lease, into json: inout JSONWriter) {
+        json.object { json in
+            leaseFields(lease, into: &json)
+        }
+    }
+
+    /// A grant's answer: the lease, the slots now in use and the limit, and for the earlier
+    /// service's clients a `message`.
+    static func grant(_ lease: StreamState.Lease, active: Int, limit: Int, message: String? = nil) -> [UInt8] {
+        var json = JSONWriter()
+        json.object { json in
+            json.key("active")
+            json.int(active)
+            json.key("limit")
+            json.int(limit)
+            if let message {
+                json.key("message")
+                json.string(message)
+            }
+            leaseFields(lease, into: &json)
+        }
+        return json.bytes
+    }
+
+    /// `expiresAt`, `startedAt`, `stream`: they sort after every other key of a grant.
+    private static func leaseFields(_ lease: StreamState.Lease, into json: inout JSONWriter) {
+        json.key("expiresAt")
+        json.string(Timestamp.iso8601(lease.expiresAt))
+        json.key("startedAt")
+        json.string(Timestamp.iso8601(lease.startedAt))
+        json.key("stream")
+        json.string(lease.stream)
+    }
+
+    static func limitReached(active: [StreamState.Lease], limit: Int, message: String) -> HTTPError {
+        HTTPError(409, "stream_limit_reached", message,
+                  details: ["limit": .int(limit), "active": .array(active.map { .string($0.stream) })])
+    }
+
+    // MARK: The earlier service's shapes
+
+    static func legacy(_ user: UserStore.Snapshot) -> [UInt8] {
+        var json = JSONWriter()
+        legacy(user, into: &json)
+        return json.bytes
+    }
+
+    /// Its record: `Name`, `Status` with the active streams (lowercased, as it stored them) and
+    /// `offline.lastOnline`, `Subscription`; plus the `id`.
+    static func legacy(_ user: UserStore.Snapshot, into json: inout JSONWriter) {
+        let live = user.liveLeases
+        json.object { json in
+            json.key("Name")
+            json.string(user.record.name)
+            json.key("Status")
+            json.object { json in
+                json.key("Online")
+                json.object { json in
+                    json.key("Streams")
+                    json.object { json in
+                        json.key("activeStreams")
+                        json.int(live.count)
+                        json.key("watching")
+                        json.array(live) { json, lease in json.string(lease.key) }
+                    }
+                }
+                json.key("offline")
+                json.object { json in
+                    json.key("lastOnline")
+                    time(user.streams.lastOnline, into: &json)
+                }
+            }
+            json.key("Subscription")
+            json.string(user.record.subscription)
+            json.key("id")
+            json.string(user.record.id)
+        }
+    }
+
+    /// Its whole-database shape, `{"Users": {"<id>": …}}`, a page at a time.
+    static func legacyPage(_ users: [UserStore.Snapshot], nextCursor: Int64?) -> [UInt8] {
+        var json = JSONWriter()
+        json.object { json in
+            json.key("Users")
+            json.object { json in
+                for user in users {
+                    json.key(user.record.id)
+                    legacy(user, into: &json)
+                }
+            }
+            if let nextCursor {
+                json.key("nextCursor")
+                json.string(String(nextCursor))
+            }
+        }
+        return json.bytes
+    }
+
+    /// `{"id", "message"}` and, for a created user, its record under `user`.
+    static func legacyMessage(id: String, message: String, user: UserStore.Snapshot? = nil) -> [UInt8] {
+        var json = JSONWriter()
+        json.object { json in
+            json.key("id")
+            json.string(id)
+            json.key("message")
+            json.string(message)
+            if let user {
+                json.key("user")
+                legacy(user, into: &json)
+            }
+        }
+        return json.bytes
+    }
+
+    private static func time(_ millis: UInt64?, into json: inout JSONWriter) {
+        if let millis { json.string(Timestamp.iso8601(millis)) } else { json.null() }
+    }
+}

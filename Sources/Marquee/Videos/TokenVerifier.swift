@@ -1,0 +1,61 @@
+import Crypto
+import Synchronization
+
+/// Checks an `hmac-sha256` link for nginx's auth_request: the URI the client asked for comes
+/// in X-Original-URI, and the answer is 204 or 403. The signature is compared in constant
+/// time; the expiry may be passed by the configured skew; retired and unknown keys are refused.
+final class TokenVerifier: Sendable {
+    private let accepted = Atomic<Int>(0)
+    private let refused = Atomic<Int>(0)
+
+    struct Refusal: Error, Equatable {
+        var code: String
+        var message: String
+    }
+
+    func verify(originalURI: String?, clientIp: String, configuration: CDNConfiguration, nowSeconds: Int) -> Refusal? {
+        let refusal = check(originalURI: originalURI, clientIp: clientIp, configuration: configuration, nowSeconds: nowSeconds)
+        if refusal == nil {
+            accepted.add(1, ordering: .relaxed)
+        } else {
+            refused.add(1, ordering: .relaxed)
+        }
+        return refusal
+    }
+
+    private func check(originalURI: String?, clientIp: String, configuration: CDNConfiguration, nowSeconds: Int) -> Refusal? {
+        guard let originalURI, !originalURI.isEmpty else {
+            return Refusal(code: "token_missing", message: "no X-Original-URI: this route answers nginx's auth_request")
+        }
+        let parts = originalURI.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let query = parts.count == 2 ? QueryString.decode(String(parts[1])) : [:]
+        guard let expiresText = query["expires"], let kid = query["kid"], let sigText = query["sig"] else {
+            return Refusal(code: "token_missing", message: "the link carries no expires, kid and sig")
+        }
+        // Decoded as nginx decodes $uri, without turning + into a space.
+        guard let path = QueryString.percentDecoded(parts[0].replacing("+", with: "%2B")),
+              let expires = Int(expiresText), expiresText.utf8.count <= 12,
+              let signature = Base64URL.decode(sigText) else {
+            return Refusal(code: "token_invalid", message: "the link's token is malformed")
+        }
+        guard let entry = configuration.verificationKeys[kid] else {
+            return Refusal(code: "token_invalid", message: "the link's key is unknown")
+        }
+        guard !entry.key.retired else {
+            return Refusal(code: "token_key_retired", message: "the link was signed with a retired key")
+        }
+        let message = TokenScheme.hmacMessage(path: path, expires: expires, clientIp: entry.bindsClientIp ? clientIp : nil)
+        guard HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: message, using: entry.key.symmetricKey) else {
+            return Refusal(code: "token_invalid", message: "the link's signature does not match")
+        }
+        // After the signature, so that an expiry is only reported for links this service made.
+        guard nowSeconds <= expires + configuration.skewSeconds else {
+            return Refusal(code: "token_expired", message: "the link has expired")
+        }
+        return nil
+    }
+
+    var figures: (accepted: Int, refused: Int) {
+        (accepted.load(ordering: .relaxed), refused.load(ordering: .relaxed))
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import LMDBStore
+
+/// The videos the service knows, each stored as the JSON that `GET /video/{videoId}` answers.
+public struct VideoCatalogue: Sendable {
+    let store: Store
+
+    public init(store: Store) {
+        self.store = store
+    }
+
+    /// The stored answer for `videoId`, ready to send.
+    func json(of videoId: String) throws -> [UInt8]? {
+        try store.get(VideoKeys.catalogue(videoId))
+    }
+
+    public func video(_ videoId: String) throws -> Video? {
+        guard let bytes = try json(of: videoId), case .object(let object)? = try? JSONReader.parse(bytes) else { return nil }
+        var errors = FieldErrors()
+        return Video.parse(object, at: "", idFromPath: nil, errors: &errors)
+    }
+
+    /// Creates or replaces every video in one synced write; answers how many were new.
+    @discardableResult
+    public func save(_ videos: [Video]) throws -> Int {
+        try store.write(durable: true) { txn in
+            var created = 0
+            for video in videos {
+                let key = VideoKeys.catalogue(video.videoId)
+                if try txn.get(key) == nil { created += 1 }
+                try txn.put(key, video.json())
+            }
+            return created
+        }
+    }
+
+    public struct ImportError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Reads a JSON list of videos (or one video) and checks every one of them, reporting all
+    /// problems, before anything is stored.
+    public static func parseImport(_ data: Data) throws(ImportError) -> [Video] {
+        let objects: [JSONValue]
+        let single: Bool
+        switch try? JSONReader.parse(Array(data)) {
+        case .array(let list)?:
+            objects = list
+            single = false
+        case .object(let object)?:
+            objects = [.object(object)]
+            single = true
+        case nil:
+            throw ImportError(description: "the file is not valid JSON")
+        default:
+            throw ImportError(description: "expected a JSON list of videos, or one video object")
+        }
+        var errors = FieldErrors()
+        var videos: [Video] = []
+        var seen: Set<String> = []
+        for (index, element) in objects.enumerated() {
+            let at = single ? "" : "[\(index)]."
+            guard case .object(let object) = element else {
+                errors.add("[\(index)]", "must be a video object")
+                continue
+            }
+            guard let video = Video.parse(object, at: at, idFromPath: nil, errors: &errors) else { continue }
+            if !seen.insert(video.videoId).inserted {
+                errors.add("\(at)videoId", "'\(video.videoId)' appears twice in the file")
+            }
+            videos.append(video)
+        }
+        guard errors.isEmpty else {
+            let lines = errors.problems.prefix(20).map { "  \($0.field): \($0.problem)" }
+            let more = errors.problems.count > 20 ? "\n  … and \(errors.problems.count - 20) more" : ""
+            throw ImportError(description: "\(errors.problems.count) problem(s), nothing imported:\n" + lines.joined(separator: "\n") + more)
+        }
+        return videos
+    }
+}

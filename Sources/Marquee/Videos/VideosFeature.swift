@@ -1,0 +1,243 @@
+import FastCGI
+import Foundation
+import LMDBStore
+import Synchronization
+
+/// The video catalogue, its visits and signed playback links:
+/// - `GET /video/{videoId}` answers the video and records a visit through the outbox;
+/// - `POST /video/token` signs a video's sources for the next CDN in turn;
+/// - `GET /api/v1/tokens/verify` checks an `hmac-sha256` link for nginx's auth_request;
+/// - `PUT /api/v1/videos/{videoId}` and `GET /api/v1/videos/{videoId}/visits` (admin token).
+public struct VideosFeature: Feature {
+    public let name = "videos"
+    private let services: Services
+    private let runtime: Runtime
+
+    /// The feature's settings, which a reload replaces whole; read once per request.
+    struct Snapshot: Sendable {
+        var cdns: CDNConfiguration
+        var clientAddress: ClientAddress
+
+        init(_ reader: SettingsReader) throws(SettingsError) {
+            cdns = try CDNConfiguration.load(reader)
+            clientAddress = try ClientAddress.load(reader)
+        }
+    }
+
+    final class Runtime: Sendable {
+        let settings: Mutex<Snapshot>
+        let minter: TokenMinter
+        let verifier = TokenVerifier()
+        let consumer: VisitConsumer
+        let consumerThread = Mutex<BackgroundThread?>(nil)
+
+        init(settings: Snapshot, services: Services) {
+            self.settings = Mutex(settings)
+            minter = TokenMinter(store: services.store)
+            consumer = VisitConsumer(store: services.store) { services.logger }
+        }
+
+        var current: Snapshot { settings.withLock { $0 } }
+    }
+
+    /// An outbox whose oldest visit waited this long has no working consumer.
+    static let stalledAfterMillis: UInt64 = 60_000
+    static let defaultRecentVisits = 20
+    static let maxRecentVisits = 100
+
+    public init(services: Services) throws(SettingsError) {
+        self.services = services
+        runtime = Runtime(settings: try Snapshot(services.settings.reader), services: services)
+    }
+
+    /// Parses this feature's settings, reading the CDN file, for `marquee config check`.
+    public static func validate(_ reader: SettingsReader) throws(SettingsError) {
+        _ = try Snapshot(reader)
+    }
+
+    public func start() {
+        warnAboutLegacyScheme(runtime.current.cdns)
+        let consumer = runtime.consumer
+        runtime.consumerThread.withLock {
+            $0 = BackgroundThread(name: "video-visits", interval: VisitConsumer.interval) { consumer.round() }
+        }
+    }
+
+    public func stop() {
+        runtime.consumerThread.withLock { $0?.stop() }
+        runtime.consumer.stop()
+    }
+
+    public func reload(_ reader: SettingsReader) throws(SettingsError) {
+        let settings = try Snapshot(reader)
+        runtime.settings.withLock { $0 = settings }
+        warnAboutLegacyScheme(settings.cdns)
+    }
+
+    private func warnAboutLegacyScheme(_ configuration: CDNConfiguration) {
+        let legacy = configuration.cdns.filter { $0.scheme == .md5Legacy }.map(\.name)
+        guard !legacy.isEmpty else { return }
+        services.logger.warning("CDNs use md5-legacy: its links never expire, are the same for every client and rest on MD5; keep it for migration only", metadata: [
+            "cdns": .array(legacy.map { .string($0) }),
+        ])
+    }
+
+    public func register(in router: inout Router) {
+        let services = self.services
+        let runtime = self.runtime
+        let catalogue = VideoCatalogue(store: services.store)
+        let outbox = VisitOutbox(store: services.store)
+        let visits = VisitTable(store: services.store)
+
+        router.get("/video/{videoId}") { request in
+            let videoId = request.parameters["videoId"] ?? ""
+            guard Video.isValidId(videoId), let body = try catalogue.json(of: videoId) else {
+                throw HTTPError.notFound("no video \(videoId)")
+            }
+            if request.method != "HEAD" {
+                let visit = Visit(videoId: videoId, ip: Self.clientIp(request, runtime.current), userAgent: request.header("User-Agent"),
+                                  at: StoreClock.nowMillis())
+                do {
+                    try outbox.append(visit)
+                } catch {
+                    // A read answered 2xx is a counted visit; one that cannot be recorded is not answered.
+                    services.logger.error("cannot record a visit", metadata: ["videoId": "\(videoId)", "error": "\(error)"])
+                    throw HTTPError(503, "visit_not_recorded", "the visit could not be recorded; try again")
+                }
+            }
+            return .jsonBytes(200, body)
+        }
+
+        router.post("/video/token") { request in
+            let settings = runtime.current
+            guard !settings.cdns.cdns.isEmpty else {
+                throw HTTPError(503, "no_cdn_configured",
+                                "no CDN is configured: set \(CDNConfiguration.variable), or \(CDNConfiguration.secureLinkSecretVariable) for this nginx's /media/secure/")
+            }
+            let video: Video
+            let legacyId: String?
+            switch try TokenRequest.parse(try JSONReader.object(try request.body())) {
+            case .video(let given, let id):
+                video = given
+                legacyId = id
+            case .catalogue(let videoId):
+                guard Video.isValidId(videoId), let stored = try catalogue.video(videoId) else {
+                    throw HTTPError.notFound("no video \(videoId)")
+                }
+                video = stored
+                legacyId = nil
+            }
+            guard let cdn = runtime.minter.chooseCDN(in: settings.cdns) else {
+                throw HTTPError(503, "no_cdn_configured", "no CDN is configured")
+            }
+            let urls = runtime.minter.sign(video, for: cdn, clientIp: { Self.clientIp(request, settings) }, nowSeconds: Self.nowSeconds())
+            return .jsonBytes(200, video.json(sourceURLs: urls, legacyId: legacyId))
+        }
+
+        router.get("/api/v1/tokens/verify") { request in
+            let settings = runtime.current
+            if let refusal = runtime.verifier.verify(originalURI: request.header("X-Original-URI"), clientIp: Self.clientIp(request, settings),
+                                                     configuration: settings.cdns, nowSeconds: Self.nowSeconds()) {
+                throw HTTPError(403, refusal.code, refusal.message)
+            }
+            return .noContent
+        }
+
+        router.put("/api/v1/videos/{videoId}") { request in
+            try AdminAuthorization.require(request, services: services)
+            let videoId = request.parameters["videoId"] ?? ""
+            guard Video.isValidId(videoId) else {
+                throw HTTPError.badRequest("invalid_video_id", "a video id is 1 to 64 of A-Z a-z 0-9 . _ - (and not 'token')")
+            }
+            var errors = FieldErrors()
+            let video = Video.parse(try JSONReader.object(try request.body()), at: "", idFromPath: videoId, errors: &errors)
+            try errors.check()
+            guard let video else { throw HTTPError.badRequest("invalid_body", "the body is not a video") }
+            let created = try catalogue.save([video]) == 1
+            return .jsonBytes(created ? 201 : 200, video.json())
+        }
+
+        router.get("/api/v1/videos/{videoId}/visits") { request in
+            try AdminAuthorization.require(request, services: services)
+            let videoId = request.parameters["videoId"] ?? ""
+            var limit = Self.defaultRecentVisits
+            if let text = request.query["limit"] {
+                guard let value = Int(text), (1...Self.maxRecentVisits).contains(value) else {
+                    throw HTTPError.badRequest("invalid_query", "limit must be a whole number from 1 to \(Self.maxRecentVisits)")
+                }
+                limit = value
+            }
+            guard Video.isValidId(videoId) else { throw HTTPError.notFound("no video \(videoId)") }
+            let count = try visits.count(of: videoId)
+            let known = try count > 0 || catalogue.json(of: videoId) != nil
+            guard known else { throw HTTPError.notFound("no video \(videoId)") }
+            let recent = try visits.visits(of: videoId, limit: limit).map { visit -> JSONValue in
+                .object([
+                    "visitId": .string(visit.visitId),
+                    "ip": .string(visit.ip),
+                    "at": .string(Self.timestamp(visit.at)),
+                    "userAgent": .string(visit.userAgent),
+                ])
+            }
+            return .json(200, JSONValue.object(["videoId": .string(videoId), "count": .int(count), "recent": .array(recent)]))
+        }
+    }
+
+    static func clientIp(_ request: Request, _ settings: Snapshot) -> String {
+        settings.clientAddress.resolve(remoteAddress: request.param("REMOTE_ADDR"), forwardedFor: request.header("X-Forwarded-For"))
+    }
+
+    static func nowSeconds() -> Int {
+        Int(StoreClock.nowMillis() / 1000)
+    }
+
+    static func timestamp(_ millis: UInt64) -> String {
+        Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date(timeIntervalSince1970: Double(millis) / 1000))
+    }
+
+    public func status() -> JSONValue {
+        let settings = runtime.current
+        let minted = runtime.minter.figures
+        let verified = runtime.verifier.figures
+        let consumer = runtime.consumer.figures
+        var visits: [String: JSONValue] = [
+            "consumerHere": .bool(consumer.holding),
+            "moveFailuresHere": .int(consumer.failures),
+        ]
+        if let figures = try? VisitOutbox(store: services.store).figures() {
+            visits["enqueued"] = .int(figures.enqueued)
+            visits["moved"] = .int(figures.moved)
+            visits["rejected"] = .int(figures.rejected)
+            visits["queued"] = .int(figures.queued)
+        }
+        if let lease = try? services.store.lease(VideoKeys.consumerLease), lease.state == .held, lease.isLive(at: StoreClock.nowMillis()) {
+            visits["consumer"] = .string(lease.owner)
+        } else {
+            visits["consumer"] = .null
+        }
+        return .object([
+            "cdns": .array(settings.cdns.cdns.map { cdn in
+                .object([
+                    "name": .string(cdn.name),
+                    "address": .string(cdn.address),
+                    "scheme": .string(cdn.scheme.rawValue),
+                    "signingKey": .string(cdn.signingKey.id),
+                    "keys": .array(cdn.keys.map { .object(["id": .string($0.id), "retired": .bool($0.retired)]) }),
+                    "lifetimeSeconds": .int(cdn.lifetimeSeconds),
+                    "bindClientIp": .bool(cdn.bindClientIp),
+                ])
+            }),
+            "tokensMinted": .object(Dictionary(uniqueKeysWithValues: minted.byScheme.map { ($0.key.rawValue, JSONValue.int($0.value)) })),
+            "roundRobinStoreFailures": .int(minted.cursorFailures),
+            "verifications": .object(["accepted": .int(verified.accepted), "refused": .int(verified.refused)]),
+            "visits": .object(visits),
+        ])
+    }
+
+    public func degradation() -> String? {
+        guard let oldest = try? VisitOutbox(store: services.store).oldestQueuedAt() else { return nil }
+        let waited = StoreClock.nowMillis() &- oldest
+        guard waited > Self.stalledAfterMillis, waited < UInt64.max / 2 else { return nil }
+        return "visits wait in the outbox: the oldest for \(waited / 1000) s"
+    }
+}
