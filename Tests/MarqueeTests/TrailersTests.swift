@@ -125,6 +125,15 @@ struct TrailersTests {
         #expect(failed.status == 502)
         #expect(failed.errorCode == "upstream_error")
         #expect(ContinuousClock.now - started < .seconds(timeout + 1))
+
+        // A body that is not what TMDB sends is an upstream error too, and is not stored.
+        let garbled = TrailersFixtures.add(fake, slug: "garbled", imdbId: "tt0000003", tmdbId: 3)
+        fake.set(garbled.paths[1], .json(Array("<html>busy</html>".utf8)))
+        let malformed = try await stack.client.get(TrailersFixtures.path(garbled.url))
+        #expect(malformed.status == 502)
+        #expect(malformed.errorCode == "upstream_error")
+        fake.set(garbled.paths[1], .json(Array(#"{"movie_results":[{"id":3}]}"#.utf8)))
+        #expect(try await stack.client.get(TrailersFixtures.path(garbled.url)).status == 200)
     }
 
     @Test("TMDB hanging: new lookups 504 in time while health and cached trailers keep answering")

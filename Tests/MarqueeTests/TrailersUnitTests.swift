@@ -68,7 +68,8 @@ struct TrailersUnitTests {
         ] {
             let film = try FilmURL.parse(spelling, policy: policy)
             #expect(film.normalised == TrailersFixtures.arrival)
-            #expect(film.digest == FilmURL.hexDigest(of: TrailersFixtures.arrival))
+            #expect(film.digest == FilmURL.hexDigest(of: Array(TrailersFixtures.arrival.utf8)))
+            #expect(film.host == "content.viaplay.se" && film.path == "/pc-se/film/arrival-2016")
         }
         let danish = try FilmURL.parse("https://content.viaplay.dk/pc-dk/film/x", policy: policy)
         #expect(danish.normalised == "https://content.viaplay.dk/pc-dk/film/x")

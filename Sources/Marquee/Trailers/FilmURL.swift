@@ -37,19 +37,23 @@ public struct InvalidFilmURL: Error, Equatable, CustomStringConvertible {
 /// host lower-cased, no query, fragment or trailing slash. The normalised string is what the
 /// store key is derived from and what the answer reports back.
 public struct FilmURL: Sendable, Equatable {
-    public let host: String
-    /// The prefix and the slug, e.g. `/pc-se/film/arrival-2016`.
-    public let path: String
     public let normalised: String
     /// Hex SHA-256 of `normalised`: fixed length, so any allowed URL fits the store's key limit.
     public let digest: String
+    private let hostLength: Int
 
-    init(host: String, path: String) {
-        self.host = host
-        self.path = path
-        self.normalised = "https://\(host)\(path)"
-        self.digest = Self.hexDigest(of: normalised)
+    private static let scheme = Array("https://".utf8)
+
+    /// `normalised` is `https://`, a host of `hostLength` bytes, then the path.
+    private init(normalised bytes: [UInt8], hostLength: Int) {
+        self.normalised = String(decoding: bytes, as: UTF8.self)
+        self.digest = Self.hexDigest(of: bytes)
+        self.hostLength = hostLength
     }
+
+    public var host: String { String(normalised.utf8.dropFirst(Self.scheme.count).prefix(hostLength))! }
+    /// The prefix and the slug, e.g. `/pc-se/film/arrival-2016`.
+    public var path: String { String(normalised.utf8.dropFirst(Self.scheme.count + hostLength))! }
 
     /// Where the final answer for this URL is stored.
     public var storeKey: String { TrailerKeys.answer(self) }
@@ -60,6 +64,8 @@ public struct FilmURL: Sendable, Equatable {
         URL(string: (viaplayBase ?? "https://\(host)") + path)!
     }
 
+    /// Checks `text` against `policy` and normalises it; the hot path of every trailer request,
+    /// so it works on the bytes and allocates only the results.
     public static func parse(_ text: String?, policy: FilmURLPolicy) throws(InvalidFilmURL) -> FilmURL {
         guard let text, !text.isEmpty else {
             throw InvalidFilmURL("the url parameter is required: pass ?url=<the Viaplay URL of a film>")
@@ -74,15 +80,17 @@ public struct FilmURL: Sendable, Equatable {
         }
 
         let schemeEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
-        let scheme = String(decoding: bytes[..<schemeEnd], as: UTF8.self).lowercased()
-        guard scheme == "https" || scheme == "http", bytes[schemeEnd...].starts(with: Array("://".utf8)) else {
+        let scheme = bytes[..<schemeEnd].map(lowercased)
+        let https = scheme.elementsEqual("https".utf8)
+        guard https || scheme.elementsEqual("http".utf8), bytes[schemeEnd...].starts(with: "://".utf8) else {
             throw InvalidFilmURL("the url must start with https://")
         }
-        guard scheme == "https" else { throw InvalidFilmURL("only https URLs are allowed") }
+        guard https else { throw InvalidFilmURL("only https URLs are allowed") }
 
         let authorityStart = schemeEnd + 3
-        let delimiters: Set<UInt8> = [UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#")]
-        let authorityEnd = bytes[authorityStart...].firstIndex(where: delimiters.contains) ?? bytes.endIndex
+        let authorityEnd = bytes[authorityStart...].firstIndex {
+            $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#")
+        } ?? bytes.endIndex
         let authority = bytes[authorityStart..<authorityEnd]
         guard !authority.isEmpty else { throw InvalidFilmURL("the url has no host") }
         if authority.contains(UInt8(ascii: "@")) { throw InvalidFilmURL("user information (user@) is not allowed in the url") }
@@ -91,8 +99,14 @@ public struct FilmURL: Sendable, Equatable {
         }
         if authority.contains(UInt8(ascii: ":")) { throw InvalidFilmURL("ports are not allowed in the url") }
         if authority.contains(UInt8(ascii: "%")) { throw InvalidFilmURL("percent-encoding is not allowed in the host") }
-        let host = String(decoding: authority, as: UTF8.self).lowercased()
-        if isIPv4Literal(host) { throw InvalidFilmURL("IP literals are not allowed as the host") }
+        // Digits and dots only (`127.0.0.1`, `2130706433`): resolvers read these as addresses.
+        if authority.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: ".") }) {
+            throw InvalidFilmURL("IP literals are not allowed as the host")
+        }
+        var normalised = scheme + "://".utf8
+        normalised.reserveCapacity(bytes.count + 8)
+        normalised += authority.lazy.map(lowercased)
+        let host = String(decoding: normalised[Self.scheme.count...], as: UTF8.self)
         guard policy.hosts.contains(host) else {
             throw InvalidFilmURL("the host \(host.prefix(100)) is not an allowed Viaplay content host")
         }
@@ -114,7 +128,12 @@ public struct FilmURL: Sendable, Equatable {
         guard slug.allSatisfy(isSlugByte) else {
             throw InvalidFilmURL("the film slug may only hold a-z, 0-9 and -")
         }
-        return FilmURL(host: host, path: prefix + String(decoding: slug, as: UTF8.self))
+        normalised += path
+        return FilmURL(normalised: normalised, hostLength: authority.count)
+    }
+
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
     }
 
     private static func isSlugByte(_ byte: UInt8) -> Bool {
@@ -122,15 +141,10 @@ public struct FilmURL: Sendable, Equatable {
             || byte == UInt8(ascii: "-")
     }
 
-    /// Digits and dots only (`127.0.0.1`, `2130706433`): resolvers read these as addresses.
-    private static func isIPv4Literal(_ host: String) -> Bool {
-        host.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: ".") }
-    }
-
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    static func hexDigest(of text: String) -> String {
-        let digest = SHA256.hash(data: Array(text.utf8))
+    static func hexDigest(of bytes: [UInt8]) -> String {
+        let digest = SHA256.hash(data: bytes)
         var hex = [UInt8]()
         hex.reserveCapacity(64)
         for byte in digest {

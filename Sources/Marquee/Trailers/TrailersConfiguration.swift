@@ -1,21 +1,33 @@
 import Synchronization
 
-/// The settings in force and the bulkhead sized by them; a reload swaps both.
+/// The settings in force and the bulkhead sized by them; a reload swaps both at once.
 final class TrailersConfiguration: Sendable {
-    private let current: Mutex<(settings: TrailersSettings, bulkhead: Bulkhead)>
+    /// What a request reads once: one reference, so the hot path pays a lock and a retain
+    /// rather than a copy of every setting.
+    final class Snapshot: Sendable {
+        let settings: TrailersSettings
+        let bulkhead: Bulkhead
 
-    init(_ settings: TrailersSettings) {
-        current = Mutex((settings, Bulkhead(limit: settings.maxUpstream)))
+        init(settings: TrailersSettings, bulkhead: Bulkhead) {
+            self.settings = settings
+            self.bulkhead = bulkhead
+        }
     }
 
-    var settings: TrailersSettings { current.withLock { $0.settings } }
-    var now: (settings: TrailersSettings, bulkhead: Bulkhead) { current.withLock { $0 } }
+    private let current: Mutex<Snapshot>
+
+    init(_ settings: TrailersSettings) {
+        current = Mutex(Snapshot(settings: settings, bulkhead: Bulkhead(limit: settings.maxUpstream)))
+    }
+
+    var now: Snapshot { current.withLock { $0 } }
+    var settings: TrailersSettings { now.settings }
 
     /// Lookups already inside the old bulkhead finish there; a new limit applies to new ones.
     func apply(_ settings: TrailersSettings) {
         current.withLock { current in
             let bulkhead = current.bulkhead.limit == settings.maxUpstream ? current.bulkhead : Bulkhead(limit: settings.maxUpstream)
-            current = (settings, bulkhead)
+            current = Snapshot(settings: settings, bulkhead: bulkhead)
         }
     }
 }

@@ -35,15 +35,15 @@ final class TrailersRuntime: Sendable {
     }
 
     func trailers(_ request: Request, shape: TrailerShape) throws(HTTPError) -> FastCGIResponse {
-        let (settings, bulkhead) = configuration.now
+        let current = configuration.now
         let film: FilmURL
         do {
-            film = try FilmURL.parse(request.query["url"], policy: settings.policy)
+            film = try FilmURL.parse(request.query["url"], policy: current.settings.policy)
         } catch {
             metrics.invalidURL()
             throw HTTPError(400, "invalid_url", error.reason)
         }
-        let served = try cache.answer(film, settings: settings, bulkhead: bulkhead)
+        let served = try cache.answer(film, settings: current.settings, bulkhead: current.bulkhead)
         return served.record.response(shape, stale: served.stale)
     }
 
@@ -95,7 +95,7 @@ final class TrailersRuntime: Sendable {
     }
 
     func status() -> JSONValue {
-        let (settings, bulkhead) = configuration.now
+        let current = configuration.now
         var events: [String: JSONValue] = [:]
         if let figures = try? queue.figures() {
             events = [
@@ -110,12 +110,12 @@ final class TrailersRuntime: Sendable {
         }
         return .object([
             "cache": metrics.status,
-            "bulkhead": bulkhead.status,
+            "bulkhead": current.bulkhead.status,
             "upstream": .object(upstream),
             "events": .object(events),
             "consumer": consumer.status,
             "refresher": refresher.status,
-            "tmdbAuth": .string(settings.tmdbAuth.kind),
+            "tmdbAuth": .string(current.settings.tmdbAuth.kind),
         ])
     }
 }
