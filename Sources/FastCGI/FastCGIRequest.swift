@@ -18,7 +18,16 @@ public struct FastCGIRequest {
 
     /// An HTTP request header by its HTTP name, as nginx passes it (`User-Agent` → HTTP_USER_AGENT).
     public func header(_ name: String) -> String? {
-        param("HTTP_" + String(name.uppercased().map { $0 == "-" ? "_" : $0 }))
+        var paramName: [CChar] = Array("HTTP_".utf8CString.dropLast())
+        paramName.reserveCapacity(6 + name.utf8.count)
+        for byte in name.utf8 {
+            let mapped = byte == UInt8(ascii: "-") ? UInt8(ascii: "_")
+                : (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) ? byte - 32 : byte
+            paramName.append(CChar(bitPattern: mapped))
+        }
+        paramName.append(0)
+        guard let value = FCGX_GetParam(paramName, raw.pointee.envp) else { return nil }
+        return String(cString: value)
     }
 
     public var method: String { param("REQUEST_METHOD") ?? "GET" }
@@ -26,7 +35,7 @@ public struct FastCGIRequest {
     /// The path of REQUEST_URI, without the query string.
     public var path: String {
         let uri = param("DOCUMENT_URI") ?? param("REQUEST_URI") ?? "/"
-        return uri.firstIndex(of: "?").map { String(uri[..<$0]) } ?? uri
+        return uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(uri[..<$0]) } ?? uri
     }
 
     public var queryString: String { param("QUERY_STRING") ?? "" }
@@ -49,16 +58,25 @@ public struct FastCGIRequest {
     public func readBody(limit: Int) throws(FastCGIBodyError) -> [UInt8] {
         let declared = param("CONTENT_LENGTH").flatMap(Int.init) ?? 0
         if declared > limit { throw .tooLarge(limit: limit) }
-        var body = [UInt8]()
-        body.reserveCapacity(min(max(declared, 0), limit))
-        var chunk = [CChar](repeating: 0, count: 16_384)
+        // Read straight into the body's own storage; one byte past the limit tells an
+        // undeclared oversize body from one exactly at it.
+        var body = [UInt8](repeating: 0, count: min(max(declared, 0), limit) + 1)
+        var filled = 0
         while true {
-            let count = chunk.withUnsafeMutableBufferPointer { FCGX_GetStr($0.baseAddress, Int32($0.count), raw.pointee.in) }
+            if filled == body.count {
+                if filled > limit { throw .tooLarge(limit: limit) }
+                body.append(contentsOf: repeatElement(0, count: min(max(body.count, 16_384), limit + 1 - filled)))
+            }
+            let count = body.withUnsafeMutableBytes { buffer in
+                FCGX_GetStr(buffer.baseAddress!.advanced(by: filled).assumingMemoryBound(to: CChar.self), Int32(buffer.count - filled),
+                            raw.pointee.in)
+            }
             if count < 0 { throw .unreadable }
             if count == 0 { break }
-            body.append(contentsOf: chunk[0..<Int(count)].map { UInt8(bitPattern: $0) })
-            if body.count > limit { throw .tooLarge(limit: limit) }
+            filled += Int(count)
         }
+        if filled > limit { throw .tooLarge(limit: limit) }
+        body.removeLast(body.count - filled)
         return body
     }
 }

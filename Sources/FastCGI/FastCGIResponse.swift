@@ -10,16 +10,35 @@ public struct FastCGIResponse: Sendable {
         self.body = body
     }
 
-    /// The CGI response: a Status line, the headers, a Content-Length, a blank line, the body.
-    func serialized() -> [UInt8] {
-        var head = "Status: \(status) \(Self.reason(for: status))\r\n"
+    /// The CGI response head: a Status line, the headers, a Content-Length and the blank line.
+    /// The body goes out after it as it is, uncopied.
+    func head() -> [UInt8] {
+        var head: [UInt8] = []
+        head.reserveCapacity(128 + headers.count * 48)
+        head.append(contentsOf: "Status: ".utf8)
+        appendDecimal(status, to: &head)
+        head.append(UInt8(ascii: " "))
+        head.append(contentsOf: Self.reason(for: status).utf8)
+        head.append(contentsOf: "\r\n".utf8)
         for header in headers {
-            head += "\(header.name): \(header.value)\r\n"
+            head.append(contentsOf: header.name.utf8)
+            head.append(contentsOf: ": ".utf8)
+            head.append(contentsOf: header.value.utf8)
+            head.append(contentsOf: "\r\n".utf8)
         }
-        head += "Content-Length: \(body.count)\r\n\r\n"
-        var bytes = Array(head.utf8)
-        bytes.append(contentsOf: body)
-        return bytes
+        head.append(contentsOf: "Content-Length: ".utf8)
+        appendDecimal(body.count, to: &head)
+        head.append(contentsOf: "\r\n\r\n".utf8)
+        return head
+    }
+
+    private func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
+        guard value >= 10 else {
+            bytes.append(UInt8(ascii: "0") + UInt8(max(0, value)))
+            return
+        }
+        appendDecimal(value / 10, to: &bytes)
+        bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
     }
 
     public static func reason(for status: Int) -> String {

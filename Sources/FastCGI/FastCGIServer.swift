@@ -167,12 +167,13 @@ public final class FastCGIServer: @unchecked Sendable {
             return
         }
         let response = responder(FastCGIRequest(raw: request))
-        let bytes = response.serialized()
-        bytes.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) {
-                _ = FCGX_PutStr($0.baseAddress, Int32($0.count), request.pointee.out)
-            }
+        let out = request.pointee.out!
+        if !ResponseRecords.write(head: response.head(), body: response.body, requestId: request.pointee.requestId, to: connection) {
+            out.pointee.FCGI_errno = errno
         }
+        // The stream's records are written: FCGX_Finish_r must not write them again.
+        out.pointee.wasFCloseCalled = 1
+        out.pointee.isClosed = 1
         FCGX_Finish_r(request)
         if request.pointee.ipcFd >= 0 {
             // nginx asked to keep the connection; an idle kept connection would pin this thread.

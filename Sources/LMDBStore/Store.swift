@@ -16,6 +16,7 @@ public final class Store: @unchecked Sendable {
     let dbs: Databases
     private let readers = Mutex<[ReaderHandle]>([])
     private let writesSinceUsageCheck = Atomic<Int>(0)
+    private let counters = Mutex<[String: SharedCounter]>([:])
 
     private static let openStores = Mutex<[String: Store]>([:])
 
@@ -133,11 +134,32 @@ public final class Store: @unchecked Sendable {
         readers.withLock { $0.append(handle) }
     }
 
+    /// The pool-wide counter `name` (lower-case letters, digits and `-`), in the file
+    /// `<name>.counter` of the store directory. See `SharedCounter`.
+    public func counter(_ name: String) throws(StoreError) -> SharedCounter {
+        guard !name.isEmpty, name.utf8.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") }) else {
+            throw StoreError(code: EINVAL, operation: "counter name '\(name)'")
+        }
+        return try counters.withLock { (counters) throws(StoreError) -> SharedCounter in
+            if let counter = counters[name] { return counter }
+            let counter = try SharedCounter(path: options.directory + "/" + name + ".counter")
+            counters[name] = counter
+            return counter
+        }
+    }
+
     // MARK: Convenience
 
     /// The entry under `key` if it has not expired.
     public func get(_ key: String) throws -> [UInt8]? {
         try read { try $0.get(key) }
+    }
+
+    /// `body` applied to the unexpired value under `key`, read in place (see
+    /// `StoreTransaction.withValue`).
+    public func withValue<T>(_ key: String, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+        try read { try $0.withValue(key, body) }
     }
 
     /// The entry under `key`, expired or not.

@@ -29,6 +29,14 @@ public struct StoreEntry: Sendable, Equatable {
         return bytes
     }
 
+    /// The value part of a stored entry, unless the entry has expired at `now`.
+    static func value(in raw: UnsafeRawBufferPointer, at now: UInt64) -> UnsafeRawBufferPointer? {
+        guard raw.count >= headerSize, raw[0] == formatVersion else { return nil }
+        let expiresAt = raw.loadLittleEndianUInt64(at: 9)
+        guard expiresAt == 0 || expiresAt > now else { return nil }
+        return UnsafeRawBufferPointer(rebasing: raw[headerSize...])
+    }
+
     static func decode(_ raw: UnsafeRawBufferPointer) -> StoreEntry? {
         guard raw.count >= headerSize, raw[0] == formatVersion else { return nil }
         return StoreEntry(

@@ -31,7 +31,17 @@ public final class StoreTransaction {
 
     /// The entry under `key`, expired or not.
     public func entry(_ key: String) throws -> StoreEntry? {
-        try raw(dbs.data, Array(key.utf8)).flatMap { $0.withUnsafeBytes(StoreEntry.decode) }
+        try withRaw(dbs.data, Array(key.utf8), StoreEntry.decode) ?? nil
+    }
+
+    /// Hands `body` the unexpired value under `key` where LMDB keeps it, without a copy, for
+    /// readers that decode a large value on a hot path. The bytes are valid only inside `body`.
+    public func withValue<T>(_ key: String, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+        let found = try withRaw(dbs.data, Array(key.utf8)) { raw -> T? in
+            guard let value = StoreEntry.value(in: raw, at: now) else { return nil }
+            return try body(value)
+        }
+        return found ?? nil
     }
 
     public func put(_ key: String, _ value: [UInt8], ttl: Duration? = nil) throws {
@@ -119,7 +129,12 @@ public final class StoreTransaction {
         return bytes
     }
 
-    func raw(_ dbi: MDB_dbi, _ keyBytes: [UInt8]) throws(StoreError) -> [UInt8]? {
+    func raw(_ dbi: MDB_dbi, _ keyBytes: [UInt8]) throws -> [UInt8]? {
+        try withRaw(dbi, keyBytes) { Array($0) }
+    }
+
+    /// LMDB's own memory for the value: valid until this transaction ends or writes.
+    func withRaw<T>(_ dbi: MDB_dbi, _ keyBytes: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
         var keyBytes = keyBytes
         var value = MDB_val()
         let rc = keyBytes.withUnsafeMutableBytes { bytes -> Int32 in
@@ -128,7 +143,7 @@ public final class StoreTransaction {
         }
         if rc == MDB_NOTFOUND { return nil }
         try check(rc, "mdb_get")
-        return Array(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
+        return try body(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
     }
 
     func putRaw(_ dbi: MDB_dbi, _ keyBytes: [UInt8], _ valueBytes: [UInt8]) throws(StoreError) {

@@ -19,6 +19,20 @@ struct StoreTests {
         #expect(try store.get("counter").map { String(decoding: $0, as: UTF8.self) } == "4000")
     }
 
+    @Test("4 processes × 2,000,000 turns of a shared counter lose none")
+    func sharedCounter() throws {
+        let directory = StoreFixture.directory("shared-counter")
+        defer { StoreFixture.remove(directory) }
+        let counters = try (0..<4).map { _ in try StoreFixture.stress(["count", directory, "cursor", "2000000"]) }
+        for counter in counters {
+            counter.waitUntilExit()
+            #expect(counter.terminationStatus == 0)
+        }
+        let store = try Store.open(StoreOptions(directory: directory, maxBytes: 64 << 20))
+        #expect(try store.counter("cursor").current == 8_000_000)
+        #expect(throws: StoreError.self) { try store.counter("../escape") }
+    }
+
     @Test("kill -9 of a writer mid-loop leaves a store that opens, reads and takes writes")
     func killedWriter() throws {
         let directory = StoreFixture.directory("killed")

@@ -33,6 +33,20 @@ struct PlatformTests {
         #expect(large.header("Content-Type") == "application/json")
     }
 
+    @Test("answers of every size reach the client whole: empty, one record, and several 64 KiB records")
+    func responseFraming() async throws {
+        let stack = try await Stack("framing", workers: 2)
+        defer { stack.stop() }
+        for count in [0, 1, 8_191, 65_535, 65_536, 300_001] {
+            let answer = try await stack.client.get("/api/v1/test/bytes?n=\(count)")
+            #expect(answer.status == 200)
+            #expect(answer.header("Content-Length") == "\(count)" || answer.header("Transfer-Encoding") != nil)
+            #expect(answer.body == Data((0..<count).map { UInt8(truncatingIfNeeded: $0 % 251) }), "\(count) bytes")
+        }
+        // The connection handling after a large answer is intact: the next request is served.
+        #expect(try await stack.client.get("/api/v1/health").status == 200)
+    }
+
     @Test("query strings are decoded and each request is logged as one JSON line")
     func queryAndLogging() async throws {
         let stack = try await Stack("logging", workers: 1)

@@ -142,12 +142,9 @@ public final class Worker: Sendable {
         }
         let elapsed = ContinuousClock.now - started
         let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
-        snapshot.logger.info("request", metadata: [
-            "method": .string(request.method),
-            "route": .string(request.route),
-            "status": .stringConvertible(response.status),
-            "us": .stringConvertible(micros),
-        ])
+        if snapshot.logger.logLevel <= .info {
+            JSONLogHandler.writeRequestLine(method: request.method, route: request.route, status: response.status, micros: micros)
+        }
         return response
     }
 

@@ -32,15 +32,14 @@ public final class LogOutput: Sendable {
         pthread_setspecific(key, Unmanaged.passRetained(buffer).toOpaque())
     }
 
-    func write(_ line: String) {
+    func write(_ line: [UInt8]) {
         guard let raw = pthread_getspecific(key) else {
-            let bytes = Array(line.utf8)
-            writeLock.withLock { _ in Self.writeAll(bytes) }
+            writeLock.withLock { _ in Self.writeAll(line) }
             return
         }
         let buffer = Unmanaged<ThreadBuffer>.fromOpaque(raw).takeUnretainedValue()
         let full = buffer.bytes.withLock { bytes in
-            bytes.append(contentsOf: line.utf8)
+            bytes.append(contentsOf: line)
             return bytes.count >= Self.flushBytes
         }
         if full { flush(buffer) }

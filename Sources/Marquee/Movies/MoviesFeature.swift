@@ -87,13 +87,13 @@ public struct MoviesFeature: Feature {
     /// One store read on the hot path; only an empty store waits for the first load.
     private static func answer(_ request: Request, key: String, contentType: String, store: Store, runtime: Runtime,
                                orUnavailable unavailableAnswer: (Int) -> FastCGIResponse) throws -> FastCGIResponse {
-        if let stored = try store.get(key).flatMap(Representation.decode) {
+        if let stored = try store.withValue(key, Representation.decode) ?? nil {
             return respond(stored, to: request, contentType: contentType, runtime: runtime)
         }
         let retryAfter: Int
         switch runtime.refresher.awaitFirstLoad() {
         case .loaded:
-            if let stored = try store.get(key).flatMap(Representation.decode) {
+            if let stored = try store.withValue(key, Representation.decode) ?? nil {
                 return respond(stored, to: request, contentType: contentType, runtime: runtime)
             }
             retryAfter = max(1, Int(runtime.current.emptyStoreRetry.components.seconds))

@@ -43,15 +43,13 @@ struct Representation: Sendable, Equatable {
     /// The stored answer for `request`: 304 when its If-None-Match names this body.
     func response(to request: Request, contentType: String, now: UInt64, freshness: Duration) -> FastCGIResponse {
         let maxAge = Self.maxAge(refreshedAt: refreshedAt, now: now, stale: stale, freshness: freshness)
-        let validators = [
-            (name: "ETag", value: etag),
-            (name: "Last-Modified", value: lastModified),
-            (name: "Cache-Control", value: "public, max-age=\(maxAge)"),
-        ]
+        let cacheControl = (name: "Cache-Control", value: "public, max-age=" + String(maxAge))
         if let condition = request.header("If-None-Match"), Self.matches(condition, etag: etag) {
-            return FastCGIResponse(status: 304, headers: validators)
+            return FastCGIResponse(status: 304, headers: [(name: "ETag", value: etag), (name: "Last-Modified", value: lastModified), cacheControl])
         }
-        return FastCGIResponse(status: 200, headers: [(name: "Content-Type", value: contentType)] + validators, body: body)
+        return FastCGIResponse(status: 200, headers: [
+            (name: "Content-Type", value: contentType), (name: "ETag", value: etag), (name: "Last-Modified", value: lastModified), cacheControl,
+        ], body: body)
     }
 
     /// If-None-Match compares weakly (RFC 9110 13.1.2): `W/` is ignored, `*` matches anything.
@@ -86,19 +84,24 @@ struct Representation: Sendable, Equatable {
     }
 
     static func decode(_ bytes: [UInt8]) -> Representation? {
+        bytes.withUnsafeBytes(decode)
+    }
+
+    /// Decodes straight from the store's memory, so the body is copied once.
+    static func decode(_ bytes: UnsafeRawBufferPointer) -> Representation? {
         guard bytes.count >= 12, bytes[0] == formatVersion else { return nil }
-        let refreshedAt = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 1, as: UInt64.self)) }
+        let refreshedAt = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 1, as: UInt64.self))
         var offset = 10
         func field() -> String? {
             guard offset < bytes.count else { return nil }
             let count = Int(bytes[offset])
             guard offset + 1 + count <= bytes.count else { return nil }
             defer { offset += 1 + count }
-            return String(decoding: bytes[(offset + 1)..<(offset + 1 + count)], as: UTF8.self)
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(offset + 1)..<(offset + 1 + count)]), as: UTF8.self)
         }
         guard let etag = field(), let lastModified = field() else { return nil }
         return Representation(refreshedAt: refreshedAt, stale: bytes[9] != 0, etag: etag, lastModified: lastModified,
-                              body: Array(bytes[offset...]))
+                              body: Array(UnsafeRawBufferPointer(rebasing: bytes[offset...])))
     }
 
     /// RFC 9110 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.

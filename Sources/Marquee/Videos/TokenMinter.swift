@@ -1,9 +1,9 @@
 import LMDBStore
 import Synchronization
 
-/// Signs a video's sources for one CDN, chosen round-robin pool-wide: one counter in the
-/// store, so that consecutive calls cycle through the CDNs whichever worker answers. That
-/// increment is the only store write of a mint; keys are prepared when the file is read.
+/// Signs a video's sources for one CDN, chosen round-robin pool-wide: one shared counter of
+/// the store, so that consecutive calls cycle through the CDNs whichever worker answers. A
+/// mint writes nothing else to the store; keys are prepared when the file is read.
 final class TokenMinter: Sendable {
     private let store: Store
     private let hmacTokens = Atomic<Int>(0)
@@ -21,9 +21,10 @@ final class TokenMinter: Sendable {
         guard cdns.count > 1 else { return cdns.first }
         let turn: Int64
         do {
-            turn = try store.increment(VideoKeys.cdnCursor)
+            turn = try store.counter(VideoKeys.cdnCursor).next()
         } catch {
-            // A store that refuses the write must not stop minting; this worker goes on alone.
+            // A store directory that refuses the counter file must not stop minting; this
+            // worker goes on alone.
             cursorFailures.add(1, ordering: .relaxed)
             turn = localCursor.wrappingAdd(1, ordering: .relaxed).newValue
         }

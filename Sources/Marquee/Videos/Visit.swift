@@ -55,12 +55,13 @@ public struct Visit: Codable, Sendable, Equatable {
 /// - `videos/visits/<videoId>/<reversed time>-<visitId>`: a moved visit, newest first.
 /// - `videos/visit-count/<videoId>`, `videos/stats/*`: counters kept in the same transactions.
 /// - `videos/outbox-rejected/<visitId>`: an outbox entry that did not decode, set aside.
-/// - `videos/cdn-cursor`: the round-robin counter; lease `videos/visits-consumer`.
+/// - lease `videos/visits-consumer`. The round-robin cursor is the store's shared counter
+///   `videos-cdn-cursor` (the file `videos-cdn-cursor.counter` of the store directory).
 enum VideoKeys {
     static let cataloguePrefix = "videos/catalogue/"
     static let outboxPrefix = "videos/outbox/"
     static let rejectedPrefix = "videos/outbox-rejected/"
-    static let cdnCursor = "videos/cdn-cursor"
+    static let cdnCursor = "videos-cdn-cursor"
     static let consumerLease = "videos/visits-consumer"
     static let enqueued = "videos/stats/enqueued"
     static let moved = "videos/stats/moved"
