@@ -1,12 +1,17 @@
 import Foundation
 import Testing
 
-/// One `deploy/bench` run, for the opt-in benchmark suites (MARQUEE_BENCH=1). They take about
-/// a minute each and want the release build:
+/// The opt-in benchmark suites (MARQUEE_BENCH=1), nested here so that they run one at a time
+/// even when the test runner runs suites in parallel: a benchmark shares the machine with
+/// nothing else of the run. They take a minute or two each and want the release build:
 ///
 ///     swift build -c release --static-swift-stdlib
 ///     MARQUEE_BENCH=1 MARQUEE_TEST_BIN_DIR=$(swift build -c release --show-bin-path) \
-///       swift test --filter Benchmark
+///       swift test --filter Benchmarks
+@Suite("Benchmarks", .serialized, .enabled(if: BenchRun.isEnabled))
+enum Benchmarks {}
+
+/// One `deploy/bench` run, printed, with its rows for the benchmarks to check.
 struct BenchRun {
     static let isEnabled = ProcessInfo.processInfo.environment["MARQUEE_BENCH"] == "1"
     static let duration = ProcessInfo.processInfo.environment["MARQUEE_BENCH_DURATION"] ?? "10s"
