@@ -27,7 +27,8 @@ final class MoviesRefresherTests {
         services = Services(store: try Store.open(settings.storeOptions), settings: settings)
         let movies = try MoviesSettings(settings.reader)
         refresher = MoviesRefresher(store: services.store, upstream: services.upstream, page: MoviesPage(),
-                                    settings: movies, logger: { [services] in services.logger })
+                                    representations: RepresentationCache(store: services.store), settings: movies,
+                                    logger: { [services] in services.logger })
     }
 
     deinit {

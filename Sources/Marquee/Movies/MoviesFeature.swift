@@ -5,8 +5,9 @@ import Synchronization
 
 /// The Studio Ghibli catalogue, never older than a minute and never fetched on a page load:
 /// - `GET /movies/` answers the HTML page, `GET /api/v1/movies` the same data as JSON;
-/// - both are rendered once per refresh and stored; a page load is one store read, answered
-///   with ETag, Last-Modified and a max-age that never outlasts the data's freshness;
+/// - both are rendered once per refresh and stored; a page load serves the stored bytes
+///   (through `RepresentationCache`), with ETag, Last-Modified and a max-age that never
+///   outlasts the data's freshness;
 /// - `MoviesRefresher` keeps them fresh from one leader worker at a time.
 public struct MoviesFeature: Feature {
     public let name = "movies"
@@ -21,6 +22,7 @@ public struct MoviesFeature: Feature {
     final class Runtime: Sendable {
         let refresher: MoviesRefresher
         let page: MoviesPage
+        let representations: RepresentationCache
         let loop = Mutex<BackgroundThread?>(nil)
         let pageHits = Atomic<Int>(0)
         let apiHits = Atomic<Int>(0)
@@ -30,9 +32,11 @@ public struct MoviesFeature: Feature {
 
         init(settings: MoviesSettings, services: Services) {
             let page = MoviesPage()
+            let representations = RepresentationCache(store: services.store)
             self.page = page
+            self.representations = representations
             self.refresher = MoviesRefresher(store: services.store, upstream: services.upstream, page: page,
-                                             settings: settings, logger: { services.logger })
+                                             representations: representations, settings: settings, logger: { services.logger })
         }
 
         var current: MoviesSettings { refresher.settings }
@@ -84,16 +88,16 @@ public struct MoviesFeature: Feature {
         [(name: "Retry-After", value: String(retryAfter)), (name: "Cache-Control", value: "no-store")]
     }
 
-    /// One store read on the hot path; only an empty store waits for the first load.
+    /// The stored bytes on the hot path; only an empty store waits for the first load.
     private static func answer(_ request: Request, key: String, contentType: String, store: Store, runtime: Runtime,
                                orUnavailable unavailableAnswer: (Int) -> FastCGIResponse) throws -> FastCGIResponse {
-        if let stored = try store.withValue(key, Representation.decode) ?? nil {
+        if let stored = try runtime.representations.representation(key) {
             return respond(stored, to: request, contentType: contentType, runtime: runtime)
         }
         let retryAfter: Int
         switch runtime.refresher.awaitFirstLoad() {
         case .loaded:
-            if let stored = try store.withValue(key, Representation.decode) ?? nil {
+            if let stored = try runtime.representations.representation(key) {
                 return respond(stored, to: request, contentType: contentType, runtime: runtime)
             }
             retryAfter = max(1, Int(runtime.current.emptyStoreRetry.components.seconds))

@@ -40,14 +40,16 @@ final class MoviesRefresher: Sendable {
     private let store: Store
     private let upstream: UpstreamClient
     private let page: MoviesPage
+    private let representations: RepresentationCache
     private let currentSettings: Mutex<MoviesSettings>
     private let logger: @Sendable () -> Logger
 
-    init(store: Store, upstream: UpstreamClient, page: MoviesPage, settings: MoviesSettings,
-         logger: @escaping @Sendable () -> Logger) {
+    init(store: Store, upstream: UpstreamClient, page: MoviesPage, representations: RepresentationCache,
+         settings: MoviesSettings, logger: @escaping @Sendable () -> Logger) {
         self.store = store
         self.upstream = upstream
         self.page = page
+        self.representations = representations
         self.currentSettings = Mutex(settings)
         self.logger = logger
     }
@@ -199,6 +201,7 @@ final class MoviesRefresher: Sendable {
                 try txn.put(Keys.state, state.encoded())
                 return true
             }
+            if stored { representations.replaced() }
             logger.info("movies: refreshed", metadata: [
                 "films": "\(loaded.movies.count)", "people": "\(loaded.people)", "stored": "\(stored)",
                 "ms": "\(StoreClock.nowMillis().saturatingSubtract(attempt.startedAt))",
@@ -244,6 +247,7 @@ final class MoviesRefresher: Sendable {
                 try txn.put(Keys.state, state.encoded())
                 return (state.failed, state.refreshedAt != nil)
             }
+            if staleCopies != nil { representations.replaced() }
             logger.error(hasData ? "movies: refresh failed, the last good data stays" : "movies: load failed, nothing to serve yet",
                          metadata: ["reason": "\(reason)", "failures": "\(failures)"])
         } catch {
