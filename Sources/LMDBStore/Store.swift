@@ -15,6 +15,14 @@ public final class Store: @unchecked Sendable {
     let env: OpaquePointer
     let dbs: Databases
     private let readers = Mutex<[ReaderHandle]>([])
+    /// Each thread keeps one reset reader of its own, so that the request threads' reads do
+    /// not queue on `readers`' lock; the pool serves nested reads and new threads. A thread's
+    /// reader is aborted when the thread ends.
+    private let threadReader: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { reader in mdb_txn_abort(OpaquePointer(reader)) }
+        return key
+    }()
     private let writesSinceUsageCheck = Atomic<Int>(0)
     private let counters = Mutex<[String: SharedCounter]>([:])
 
@@ -120,7 +128,12 @@ public final class Store: @unchecked Sendable {
     /// Read transactions are reset and renewed rather than begun anew: with MDB_NOTLS a new one
     /// takes the reader-table lock to find a slot, a renewed one keeps its slot.
     private func takeReader() throws(StoreError) -> OpaquePointer {
-        if let txn = readers.withLock({ $0.popLast() })?.txn {
+        if let kept = pthread_getspecific(threadReader) {
+            pthread_setspecific(threadReader, nil)
+            let txn = OpaquePointer(kept)
+            if mdb_txn_renew(txn) == 0 { return txn }
+            mdb_txn_abort(txn)
+        } else if let txn = readers.withLock({ $0.popLast() })?.txn {
             let rc = mdb_txn_renew(txn)
             if rc == 0 { return txn }
             mdb_txn_abort(txn)
@@ -130,6 +143,10 @@ public final class Store: @unchecked Sendable {
 
     private func returnReader(_ txn: OpaquePointer) {
         mdb_txn_reset(txn)
+        guard pthread_getspecific(threadReader) != nil else {
+            pthread_setspecific(threadReader, UnsafeRawPointer(txn))
+            return
+        }
         let handle = ReaderHandle(txn: txn)
         readers.withLock { $0.append(handle) }
     }

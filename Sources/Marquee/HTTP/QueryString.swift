@@ -1,21 +1,33 @@
 /// Decodes `application/x-www-form-urlencoded` query strings: `+` is a space, `%XX` a byte.
 public enum QueryString {
     public static func decode(_ query: String) -> [String: String] {
+        // Over the UTF-8 bytes: splitting a String splits Characters, which cost a cached
+        // trailer hit a seventh of its CPU.
         var result: [String: String] = [:]
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = percentDecoded(parts[0]), !name.isEmpty else { continue }
-            let value = parts.count > 1 ? percentDecoded(parts[1]) : ""
-            if result[name] == nil, let value { result[name] = value }
+        let bytes = query.utf8
+        var pairStart = bytes.startIndex
+        while pairStart < bytes.endIndex {
+            let pairEnd = bytes[pairStart...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.endIndex
+            let pair = bytes[pairStart..<pairEnd]
+            pairStart = pairEnd == bytes.endIndex ? pairEnd : bytes.index(after: pairEnd)
+            guard !pair.isEmpty else { continue }
+            let equals = pair.firstIndex(of: UInt8(ascii: "="))
+            guard let name = percentDecoded(pair[..<(equals ?? pair.endIndex)]), !name.isEmpty, result[name] == nil else { continue }
+            let value = equals.map { percentDecoded(pair[bytes.index(after: $0)...]) } ?? ""
+            if let value { result[name] = value }
         }
         return result
     }
 
     /// nil when an escape is malformed or the bytes are not UTF-8.
     public static func percentDecoded(_ text: Substring) -> String? {
+        percentDecoded(text.utf8)
+    }
+
+    static func percentDecoded<Bytes: Collection<UInt8>>(_ text: Bytes) -> String? {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
+        bytes.reserveCapacity(text.count)
+        var iterator = text.makeIterator()
         while let byte = iterator.next() {
             switch byte {
             case UInt8(ascii: "+"):
