@@ -21,15 +21,7 @@ public struct JSONLogHandler: LogHandler {
     public func log(event: LogEvent) {
         // Built as bytes, not as a String: this runs once per request, and String appends,
         // interpolation and a merged, re-sorted dictionary were a fifth of a worker's CPU.
-        var line: [UInt8] = []
-        line.reserveCapacity(256)
-        line.append(contentsOf: #"{"ts":""#.utf8)
-        Self.appendTimestamp(to: &line)
-        line.append(contentsOf: #"","level":""#.utf8)
-        line.append(contentsOf: event.level.rawValue.utf8)
-        line.append(contentsOf: #"","msg":"#.utf8)
-        Self.appendQuoted(event.message.description, to: &line)
-        line.append(contentsOf: Self.pidField)
+        var line = Self.lineStart(level: event.level, message: event.message.description)
         if metadata.isEmpty, let extra = event.metadata {
             Self.appendFields(extra, to: &line)
         } else {
@@ -44,12 +36,7 @@ public struct JSONLogHandler: LogHandler {
     /// The per-request line, the same as `logger.info("request", metadata: ...)` would write,
     /// without a metadata dictionary to build, sort and cast on every request.
     static func writeRequestLine(method: String, route: String, status: Int, micros: Int64) {
-        var line: [UInt8] = []
-        line.reserveCapacity(160)
-        line.append(contentsOf: #"{"ts":""#.utf8)
-        appendTimestamp(to: &line)
-        line.append(contentsOf: #"","level":"info","msg":"request""#.utf8)
-        line.append(contentsOf: pidField)
+        var line = lineStart(level: .info, message: "request")
         line.append(contentsOf: #","method":"#.utf8)
         appendQuoted(method, to: &line)
         line.append(contentsOf: #","route":"#.utf8)
@@ -60,6 +47,20 @@ public struct JSONLogHandler: LogHandler {
         line.append(contentsOf: String(micros).utf8)
         line.append(contentsOf: "}\n".utf8)
         LogOutput.shared.write(line)
+    }
+
+    /// `{"ts":…,"level":…,"msg":…,"pid":…`: what every line starts with.
+    private static func lineStart(level: Logger.Level, message: String) -> [UInt8] {
+        var line: [UInt8] = []
+        line.reserveCapacity(256)
+        line.append(contentsOf: #"{"ts":""#.utf8)
+        appendTimestamp(to: &line)
+        line.append(contentsOf: #"","level":""#.utf8)
+        line.append(contentsOf: level.rawValue.utf8)
+        line.append(contentsOf: #"","msg":"#.utf8)
+        appendQuoted(message, to: &line)
+        line.append(contentsOf: pidField)
+        return line
     }
 
     private static let pidField = Array(",\"pid\":\(getpid())".utf8)
