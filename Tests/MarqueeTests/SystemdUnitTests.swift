@@ -218,20 +218,7 @@ private final class NginxFront: @unchecked Sendable {
     init(directory: URL, socket: String) throws {
         let port = TestPaths.freePort()
         client = HTTPClient(base: "http://127.0.0.1:\(port)")
-        let out = directory.appendingPathComponent("nginx")
-        let media = directory.appendingPathComponent("media")
-        try FileManager.default.createDirectory(at: media, withIntermediateDirectories: true)
-        let render = try ChildProcess(
-            "nginx-render", executable: "/bin/bash",
-            arguments: [TestPaths.script("deploy/nginx-render"), "--out", out.path, "--listen", "127.0.0.1:\(port)",
-                        "--socket", socket, "--rates", "bench", "--media-root", media.path,
-                        "--secure-link-secret", Stack.secureLinkSecret, "--nginx-workers", "1"],
-            logDirectory: directory
-        )
-        guard render.waitForExit(timeout: .seconds(30)) == 0 else { throw StackError("deploy/nginx-render failed: \(render.log)") }
-        process = try ChildProcess("nginx", executable: "/usr/sbin/nginx",
-                                   arguments: ["-p", out.path, "-c", out.appendingPathComponent("nginx.conf").path],
-                                   logDirectory: directory)
+        process = try Stack.startNginx(in: directory, port: port, socket: socket, rates: "bench")
     }
 
     func waitUntilHealthy(timeout: Duration = .seconds(20)) async throws {

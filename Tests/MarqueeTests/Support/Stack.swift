@@ -41,11 +41,7 @@ final class Stack: @unchecked Sendable {
         workerEnvironment = defaults
         do {
             for _ in 0..<count { _ = try startWorker() }
-            try render(rates: rates, extra: renderArguments)
-            let nginxDirectory = directory.appendingPathComponent("nginx")
-            nginx = try ChildProcess("nginx", executable: "/usr/sbin/nginx",
-                                     arguments: ["-p", nginxDirectory.path, "-c", nginxDirectory.appendingPathComponent("nginx.conf").path],
-                                     logDirectory: directory)
+            nginx = try Self.startNginx(in: directory, port: port, socket: socketPath, rates: rates, extra: renderArguments)
             try await waitUntilHealthy()
         } catch {
             stop()
@@ -69,20 +65,25 @@ final class Stack: @unchecked Sendable {
         return worker
     }
 
-    private func render(rates: String, extra: [String]) throws {
+    /// nginx with the project's site rendered by deploy/nginx-render into `directory`/nginx,
+    /// listening on `port` in front of the worker socket `socket`.
+    static func startNginx(in directory: URL, port: Int, socket: String, rates: String, extra: [String] = []) throws -> ChildProcess {
         let out = directory.appendingPathComponent("nginx")
         let media = directory.appendingPathComponent("media")
         try FileManager.default.createDirectory(at: media, withIntermediateDirectories: true)
         let render = try ChildProcess(
             "nginx-render", executable: "/bin/bash",
             arguments: [TestPaths.script("deploy/nginx-render"), "--out", out.path, "--listen", "127.0.0.1:\(port)",
-                        "--socket", socketPath, "--rates", rates, "--media-root", media.path,
+                        "--socket", socket, "--rates", rates, "--media-root", media.path,
                         "--secure-link-secret", Stack.secureLinkSecret, "--nginx-workers", "1"] + extra,
             logDirectory: directory
         )
         guard render.waitForExit(timeout: .seconds(30)) == 0 else {
             throw StackError("deploy/nginx-render failed: \(render.log)")
         }
+        return try ChildProcess("nginx", executable: "/usr/sbin/nginx",
+                                arguments: ["-p", out.path, "-c", out.appendingPathComponent("nginx.conf").path],
+                                logDirectory: directory)
     }
 
     func waitUntilHealthy(timeout: Duration = .seconds(20)) async throws {
