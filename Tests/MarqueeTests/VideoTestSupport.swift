@@ -96,10 +96,20 @@ final class VideoStack: @unchecked Sendable {
         try bytes.write(to: folder.appendingPathComponent(name))
     }
 
-    /// Signs `sources` (paths) through `POST /video/token` and answers the signed URLs.
+    /// Stores `video` (a video object) in the catalogue through the admin route.
+    func catalogue(_ video: Data, id: String) async throws {
+        let answer = try await stack.client.request("PUT", "/api/v1/videos/\(id)", headers: ["Authorization": "Bearer \(Stack.adminToken)"],
+                                                    body: video)
+        guard answer.status == 200 || answer.status == 201 else { throw StackError("storing video \(id) answered \(answer.status): \(answer.text)") }
+    }
+
+    /// Catalogues `sources` (paths) as video `clip`, signs them through `POST /video/token`
+    /// and answers the signed URLs.
     func mint(_ sources: [String]) async throws -> [String] {
         let list = sources.map { #"{"src": "\#($0)", "size": 720, "type": "video/mp4"}"# }.joined(separator: ",")
-        let body = #"{"video": {"videoId": "clip", "title": "A clip", "sources": [\#(list)]}}"#
+        let video = #"{"videoId": "clip", "title": "A clip", "sources": [\#(list)]}"#
+        try await catalogue(Data(video.utf8), id: "clip")
+        let body = #"{"video": \#(video)}"#
         let answer = try await stack.client.request("POST", "/video/token", headers: ["Content-Type": "application/json"], body: Data(body.utf8))
         guard answer.status == 200, let signed = answer.json()?["sources"] as? [[String: Any]] else {
             throw StackError("minting answered \(answer.status): \(answer.text)")

@@ -17,6 +17,7 @@ struct VideoTokenTests {
         let stack = video.stack
         let vectors = try VideoFixtures.legacyVectors()
         let body = try VideoFixtures.data("token-request.json")
+        try await video.catalogue(try VideoFixtures.data("video-12345.json"), id: "12345")
 
         func served(by worker: ChildProcess) -> Int {
             worker.log.components(separatedBy: #""route":"/video/token""#).count - 1
@@ -222,6 +223,7 @@ struct VideoTokenTests {
         }
         let unknown = try await video.stack.client.request("POST", "/video/token", body: Data(#"{"videoId": "no-such-video"}"#.utf8))
         #expect(unknown.status == 404)
+        try await video.catalogue(Data(#"{"title": "t", "sources": [{"src": "/ok.mp4", "size": 1, "type": "video/mp4"}]}"#.utf8), id: "v")
         let good = try await video.stack.client.request("POST", "/video/token", body: Data(withSource(#"{"src": "/ok.mp4", "size": 1, "type": "video/mp4"}"#).utf8))
         #expect(good.status == 200, "the corpus left the workers serving")
     }

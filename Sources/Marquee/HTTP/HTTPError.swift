@@ -54,4 +54,10 @@ public enum JSONValue: Sendable, Encodable, Equatable {
         case .null: try container.encodeNil()
         }
     }
+
+    /// The member `key` of an object; nil for anything else.
+    public subscript(key: String) -> JSONValue? {
+        guard case .object(let object) = self else { return nil }
+        return object[key]
+    }
 }

@@ -1,28 +1,11 @@
-import Foundation
-
-/// Reads a request body as a JSON object, refusing with 4xx what a parser should never see:
-/// invalid UTF-8, nesting deeper than `maxDepth`, anything but an object at the top.
-/// Unknown fields are the handler's to ignore.
+/// Reads a request body as a JSON object through `JSONReader`, the one body parser, refusing
+/// with 400 what a handler should never see: anything but UTF-8, nesting deeper than
+/// `maxDepth`, anything but an object at the top. Unknown fields are the handler's to ignore.
 public enum JSONBody {
     public static let maxDepth = 32
 
-    public static func object(_ request: Request) throws(HTTPError) -> [String: Any] {
-        let bytes = try request.body()
-        return try object(bytes)
-    }
-
-    public static func object(_ bytes: [UInt8]) throws(HTTPError) -> [String: Any] {
-        guard !bytes.isEmpty else { throw invalid("the body is empty; send a JSON object") }
-        guard String(validating: bytes, as: UTF8.self) != nil else { throw invalid("the body is not valid UTF-8") }
-        guard nestingDepth(bytes) <= maxDepth else { throw invalid("the JSON is nested deeper than \(maxDepth) levels") }
-        let parsed: Any
-        do {
-            parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [])
-        } catch {
-            throw invalid("the body is not valid JSON")
-        }
-        guard let object = parsed as? [String: Any] else { throw invalid("the body must be a JSON object") }
-        return object
+    public static func object(_ request: Request) throws(HTTPError) -> [String: JSONValue] {
+        try JSONReader.object(try request.body())
     }
 
     static func invalid(_ message: String) -> HTTPError {
@@ -67,20 +50,6 @@ public struct FieldErrors {
     public var isEmpty: Bool { problems.isEmpty }
 
     /// A required string of 1…`maxLength` characters with no control characters.
-    public mutating func string(_ object: [String: Any], _ field: String, path: String? = nil, maxLength: Int, required: Bool = true) -> String? {
-        let name = path ?? field
-        guard let raw = object[field], !(raw is NSNull) else {
-            if required { add(name, "is required") }
-            return nil
-        }
-        guard let text = raw as? String else {
-            add(name, "must be a string")
-            return nil
-        }
-        return checked(text, name, maxLength: maxLength)
-    }
-
-    /// The same, for an object read by `JSONReader`.
     public mutating func string(_ object: [String: JSONValue], _ field: String, path: String? = nil, maxLength: Int, required: Bool = true) -> String? {
         let name = path ?? field
         switch object[field] {

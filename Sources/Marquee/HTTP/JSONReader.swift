@@ -1,16 +1,24 @@
 /// Reads JSON (RFC 8259) into `JSONValue`, for bodies on hot paths: JSONSerialization costs a
 /// request more than the rest of its work (Foundation objects, then bridging them back), and its
 /// NSNumber cannot tell `true` from 1. Whole numbers that fit an Int become `.int`, every other
-/// number `.double`. Refuses invalid UTF-8, nesting deeper than `JSONBody.maxDepth`, and
-/// numbers too large for a Double.
+/// number `.double`. Refuses anything but UTF-8 (a byte order mark, UTF-16 or UTF-32, a NUL
+/// byte), nesting deeper than `JSONBody.maxDepth`, and numbers too large for a Double.
 public enum JSONReader {
     public enum Failure: Error, Sendable {
         case notUTF8
+        case byteOrderMark
+        case nulByte
         case invalid
         case tooDeep
     }
 
     public static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
+        // RFC 8259 §8.1: UTF-8 without a byte order mark. UTF-16 and UTF-32 text of JSON's
+        // ASCII punctuation always holds NUL bytes, so refusing NUL refuses them whatever their BOM.
+        if bytes.starts(with: [0xef, 0xbb, 0xbf]) || bytes.starts(with: [0xfe, 0xff]) || bytes.starts(with: [0xff, 0xfe]) {
+            throw .byteOrderMark
+        }
+        guard !bytes.contains(0) else { throw .nulByte }
         guard String(validating: bytes, as: UTF8.self) != nil else { throw .notUTF8 }
         return try bytes.withUnsafeBufferPointer { buffer throws(Failure) -> JSONValue in
             var parser = Parser(bytes: buffer)
@@ -26,6 +34,10 @@ public enum JSONReader {
             value = try parse(body)
         } catch .notUTF8 {
             throw JSONBody.invalid("the body is not valid UTF-8")
+        } catch .byteOrderMark {
+            throw JSONBody.invalid("the body starts with a byte order mark; send UTF-8 JSON without one")
+        } catch .nulByte {
+            throw JSONBody.invalid("the body holds a NUL byte; send UTF-8 JSON (UTF-16 and UTF-32 are refused)")
         } catch .tooDeep {
             throw JSONBody.invalid("the JSON is nested deeper than \(JSONBody.maxDepth) levels")
         } catch {

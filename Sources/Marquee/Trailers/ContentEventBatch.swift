@@ -1,5 +1,3 @@
-import Foundation
-
 /// The body of `POST /api/v1/content-events`, checked event by event: either one event
 /// `{"type": "new-content", "url": "…"}` or `{"events": [ … ]}`. A bad event is refused on its
 /// own; the valid ones of the batch are kept.
@@ -27,13 +25,13 @@ struct ContentEventBatch {
     var refused: [Refused] = []
 
     /// Throws 400 `invalid_body` when the body is neither shape; single events are judged here.
-    static func parse(_ body: [String: Any], policy: FilmURLPolicy) throws(HTTPError) -> ContentEventBatch {
-        let items: [Any]
+    static func parse(_ body: [String: JSONValue], policy: FilmURLPolicy) throws(HTTPError) -> ContentEventBatch {
+        let items: [JSONValue]
         if let events = body["events"] {
             guard body["url"] == nil, body["type"] == nil else {
                 throw JSONBody.invalid("send one event, or {\"events\": [ … ]}, not both")
             }
-            guard let list = events as? [Any], !list.isEmpty else {
+            guard case .array(let list) = events, !list.isEmpty else {
                 throw JSONBody.invalid("events must be a non-empty array")
             }
             guard list.count <= maxEvents else {
@@ -41,7 +39,7 @@ struct ContentEventBatch {
             }
             items = list
         } else {
-            items = [body]
+            items = [.object(body)]
         }
         var batch = ContentEventBatch()
         for (index, item) in items.enumerated() {
@@ -58,20 +56,20 @@ struct ContentEventBatch {
         var message: String
     }
 
-    private static func event(_ item: Any, policy: FilmURLPolicy) -> Result<FilmURL, Refusal> {
-        guard let event = item as? [String: Any] else {
+    private static func event(_ item: JSONValue, policy: FilmURLPolicy) -> Result<FilmURL, Refusal> {
+        guard case .object(let event) = item else {
             return .failure(Refusal(code: "invalid_event", message: "an event must be a JSON object"))
         }
-        guard let type = event["type"] as? String else {
+        guard case .string(let type)? = event["type"] else {
             return .failure(Refusal(code: "invalid_event", message: "type is required and must be \"\(eventType)\""))
         }
         guard type == eventType else {
             return .failure(Refusal(code: "unsupported_type", message: "type must be \"\(eventType)\", not \"\(type.prefix(50))\""))
         }
-        guard let raw = event["url"], !(raw is NSNull) else {
+        guard let raw = event["url"], raw != .null else {
             return .failure(Refusal(code: "invalid_url", message: "url is required"))
         }
-        guard let url = raw as? String else {
+        guard case .string(let url) = raw else {
             return .failure(Refusal(code: "invalid_url", message: "url must be a string"))
         }
         do {

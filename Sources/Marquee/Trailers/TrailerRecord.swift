@@ -80,9 +80,9 @@ public struct TrailerRecord: Sendable {
     /// The film URL the record was stored for, for the refresher and operators.
     public var url: String? {
         let body = bytes[4..<(bytes[4...].firstIndex(of: Self.newline) ?? bytes.endIndex)]
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return nil }
-        if status == 200 { return object["url"] as? String }
-        return (object["error"] as? [String: Any])?["url"] as? String
+        guard case .object(let object)? = try? JSONReader.parse(Array(body)) else { return nil }
+        guard case .string(let url)? = status == 200 ? object["url"] : object["error"]?["url"] else { return nil }
+        return url
     }
 
     private static let newline = UInt8(ascii: "\n")

@@ -1,17 +1,14 @@
-import Foundation
-
 /// Reads what the chain needs from a Viaplay content API document.
 enum ViaplayContent {
     /// The film's IMDb id at `_embedded["viaplay:blocks"][0]._embedded["viaplay:product"].content.imdb.id`,
     /// nil when the document has none (or not in the `tt` + digits form).
     static func imdbId(in body: [UInt8]) throws(UpstreamError) -> String? {
-        guard let document = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+        guard case .object(let document)? = try? JSONReader.parse(body) else {
             throw .malformed("the Viaplay document is not a JSON object")
         }
-        let blocks = (document["_embedded"] as? [String: Any])?["viaplay:blocks"] as? [Any]
-        let product = ((blocks?.first as? [String: Any])?["_embedded"] as? [String: Any])?["viaplay:product"] as? [String: Any]
-        let imdb = (product?["content"] as? [String: Any])?["imdb"] as? [String: Any]
-        guard let id = imdb?["id"] as? String, isIMDbId(id) else { return nil }
+        guard case .array(let blocks)? = document["_embedded"]?["viaplay:blocks"],
+              case .string(let id)? = blocks.first?["_embedded"]?["viaplay:product"]?["content"]?["imdb"]?["id"],
+              isIMDbId(id) else { return nil }
         return id
     }
 

@@ -79,14 +79,14 @@ public enum LegacyImport {
         return Report(entries: entries)
     }
 
-    private static func parse(_ data: Data) throws -> [String: Any] {
-        let document: Any
+    private static func parse(_ data: Data) throws -> [String: JSONValue] {
+        let document: JSONValue
         do {
-            document = try JSONSerialization.jsonObject(with: data)
+            document = try JSONReader.parse(Array(data))
         } catch {
-            throw FileError(description: "the file is not valid JSON")
+            throw FileError(description: "the file is not valid UTF-8 JSON")
         }
-        guard let users = (document as? [String: Any])?["Users"] as? [String: Any] else {
+        guard case .object(let users)? = document["Users"] else {
             throw FileError(description: "the file has no \"Users\" object; expected the earlier service's database")
         }
         return users
@@ -96,16 +96,16 @@ public enum LegacyImport {
         var reason: String
     }
 
-    private static func candidate(id: String, _ value: Any) -> Result<(user: NewUser, note: String?), Skip> {
+    private static func candidate(id: String, _ value: JSONValue) -> Result<(user: NewUser, note: String?), Skip> {
         if let problem = Identifier.problem(id) { return .failure(Skip(reason: "the id \(problem)")) }
-        guard var object = value as? [String: Any] else { return .failure(Skip(reason: "the entry is not an object")) }
-        object["id"] = id
+        guard case .object(var object) = value else { return .failure(Skip(reason: "the entry is not an object")) }
+        object["id"] = .string(id)
         var errors = FieldErrors()
         guard let user = NewUser.read(object, nameField: "Name", subscriptionField: "Subscription", errors: &errors) else {
             return .failure(Skip(reason: errors.problems.map { "\($0.field) \($0.problem)" }.joined(separator: "; ")))
         }
-        let status = object["Status"] as? [String: Any]
-        let streams = ((status?["Online"] as? [String: Any])?["Streams"] as? [String: Any])?["watching"] as? [Any] ?? []
+        var streams: [JSONValue] = []
+        if case .array(let watching)? = object["Status"]?["Online"]?["Streams"]?["watching"] { streams = watching }
         let note = streams.isEmpty ? nil
             : "\(streams.count) active stream\(streams.count == 1 ? "" : "s") not carried over: leases are live state, players request them again"
         return .success((user, note))

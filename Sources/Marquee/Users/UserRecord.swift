@@ -42,7 +42,7 @@ struct NewUser: Sendable, Equatable {
 
     /// Reads `{"name", "subscription", "id"?}` (or the earlier service's `Name`/`Subscription`
     /// with `nameField`/`subscriptionField`), collecting every problem into one 400.
-    static func parse(_ object: [String: Any], nameField: String = "name", subscriptionField: String = "subscription") throws(HTTPError) -> NewUser {
+    static func parse(_ object: [String: JSONValue], nameField: String = "name", subscriptionField: String = "subscription") throws(HTTPError) -> NewUser {
         var errors = FieldErrors()
         let user = read(object, nameField: nameField, subscriptionField: subscriptionField, errors: &errors)
         try errors.check()
@@ -50,7 +50,7 @@ struct NewUser: Sendable, Equatable {
     }
 
     /// The user, or nil with every problem added to `errors`. Unknown fields are ignored.
-    static func read(_ object: [String: Any], nameField: String, subscriptionField: String, errors: inout FieldErrors) -> NewUser? {
+    static func read(_ object: [String: JSONValue], nameField: String, subscriptionField: String, errors: inout FieldErrors) -> NewUser? {
         let problemsBefore = errors.problems.count
         let id = UserRequest.identifier(object, "id", required: false, into: &errors)
         let name = errors.string(object, nameField, maxLength: UserRecord.maxNameLength)

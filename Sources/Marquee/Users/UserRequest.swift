@@ -3,16 +3,16 @@
 enum UserRequest {
     static let maxBodyBytes = 16 * 1024
 
-    static func object(_ request: Request) throws(HTTPError) -> [String: Any] {
+    static func object(_ request: Request) throws(HTTPError) -> [String: JSONValue] {
         let tooLarge = HTTPError(413, "body_too_large", "the body is over the limit of \(maxBodyBytes) bytes for user routes")
         if let declared = request.param("CONTENT_LENGTH").flatMap(Int.init), declared > maxBodyBytes { throw tooLarge }
         let bytes = try request.body()
         guard bytes.count <= maxBodyBytes else { throw tooLarge }
-        return try JSONBody.object(bytes)
+        return try JSONReader.object(bytes)
     }
 
     /// An id-like field (`id`, `stream`): a string that is a valid `Identifier`.
-    static func identifier(_ object: [String: Any], _ field: String, required: Bool = true, into errors: inout FieldErrors) -> String? {
+    static func identifier(_ object: [String: JSONValue], _ field: String, required: Bool = true, into errors: inout FieldErrors) -> String? {
         guard let text = errors.string(object, field, maxLength: Identifier.maxLength, required: required) else { return nil }
         if let problem = Identifier.problem(text) {
             errors.add(field, problem)

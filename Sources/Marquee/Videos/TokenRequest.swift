@@ -1,5 +1,6 @@
-/// The body of `POST /video/token`: the earlier service's `{"video": {…}}`, or
-/// `{"videoId": "…"}` to sign the catalogue's own sources.
+/// The body of `POST /video/token`: the earlier service's `{"video": {…}}`, whose sources must
+/// be the catalogue's for its `videoId` (unless MARQUEE_VIDEO_SIGN_ANY_SOURCE), or
+/// `{"videoId": "…"}` to sign all of the catalogue's sources of that video.
 enum TokenRequest {
     case video(Video, legacyId: String?)
     case catalogue(videoId: String)

@@ -82,7 +82,9 @@ public struct Video: Sendable, Equatable {
 
     /// Why `src` cannot be a path below a CDN address, or nil. nginx normalises `.`, `..` and
     /// repeated slashes before it checks a link, so a path that normalises differently from
-    /// how it was signed could never be served; `?` and `#` would end the path.
+    /// how it was signed could never be served; `?` and `#` would end the path. A `src` is the
+    /// decoded path (the link percent-encodes it), so `%` and `\` are refused with them: an
+    /// encoded `%2e%2e` or `%2f` would otherwise reach an edge that decodes it once more.
     static func srcProblem(_ src: String) -> String? {
         guard src.utf8.first == UInt8(ascii: "/") else { return "must start with /" }
         // One pass, tracking the segment so far: this runs for every source of every mint.
@@ -97,6 +99,8 @@ public struct Video: Sendable, Equatable {
                 segmentLength = 0
             case UInt8(ascii: "?"), UInt8(ascii: "#"):
                 return "must not contain ? or #"
+            case UInt8(ascii: "%"), UInt8(ascii: "\\"):
+                return "must not contain % or \\ (give the path decoded)"
             case UInt8(ascii: ".") where previous == UInt8(ascii: "."):
                 return "must not contain .."
             default:

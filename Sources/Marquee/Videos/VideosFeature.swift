@@ -5,7 +5,7 @@ import Synchronization
 
 /// The video catalogue, its visits and signed playback links:
 /// - `GET /video/{videoId}` answers the video and records a visit through the outbox;
-/// - `POST /video/token` signs a video's sources for the next CDN in turn;
+/// - `POST /video/token` signs a catalogue video's sources for the next CDN in turn;
 /// - `GET /api/v1/tokens/verify` checks an `hmac-sha256` link for nginx's auth_request;
 /// - `PUT /api/v1/videos/{videoId}` and `GET /api/v1/videos/{videoId}/visits` (admin token).
 public struct VideosFeature: Feature {
@@ -17,10 +17,14 @@ public struct VideosFeature: Feature {
     struct Snapshot: Sendable {
         var cdns: CDNConfiguration
         var clientAddress: ClientAddress
+        /// Off by default: a `{"video"}` body is then signed only for sources the catalogue
+        /// holds for its `videoId`, so the route cannot sign other files of the media root.
+        var signAnySource: Bool
 
         init(_ reader: SettingsReader) throws(SettingsError) {
             cdns = try CDNConfiguration.load(reader)
             clientAddress = try ClientAddress.load(reader)
+            signAnySource = try reader.bool(VideosFeature.signAnySourceVariable, default: false)
         }
     }
 
@@ -39,6 +43,8 @@ public struct VideosFeature: Feature {
 
         var current: Snapshot { settings.withLock { $0 } }
     }
+
+    static let signAnySourceVariable = "MARQUEE_VIDEO_SIGN_ANY_SOURCE"
 
     /// An outbox whose oldest visit waited this long has no working consumer.
     static let stalledAfterMillis: UInt64 = 60_000
@@ -118,7 +124,7 @@ public struct VideosFeature: Feature {
             let legacyId: String?
             switch try TokenRequest.parse(try JSONReader.object(try request.body())) {
             case .video(let given, let id):
-                video = given
+                video = settings.signAnySource ? given : try Self.catalogued(given, in: catalogue)
                 legacyId = id
             case .catalogue(let videoId):
                 guard Video.isValidId(videoId), let stored = try catalogue.video(videoId) else {
@@ -181,6 +187,21 @@ public struct VideosFeature: Feature {
             }
             return .json(200, JSONValue.object(["videoId": .string(videoId), "count": .int(count), "recent": .array(recent)]))
         }
+    }
+
+    /// The catalogue's own entry for each source of `given`, in the order asked: 404 when the
+    /// catalogue has no such video, 403 when a source is not one of that video's.
+    static func catalogued(_ given: Video, in catalogue: VideoCatalogue) throws -> Video {
+        guard Video.isValidId(given.videoId), let stored = try catalogue.video(given.videoId) else {
+            throw HTTPError.notFound("no video \(given.videoId) in the catalogue")
+        }
+        let sources = try given.sources.enumerated().map { index, source throws(HTTPError) in
+            guard let known = stored.sources.first(where: { $0.src == source.src }) else {
+                throw HTTPError(403, "source_not_catalogued", "video.sources[\(index)].src is not a source of video \(stored.videoId) in the catalogue")
+            }
+            return known
+        }
+        return Video(videoId: stored.videoId, title: stored.title, sources: sources)
     }
 
     static func clientIp(_ request: Request, _ settings: Snapshot) -> String {
