@@ -120,4 +120,21 @@ struct VideoSigningScopeTests {
                                400, "invalid_body", "traversal \(src) with the opt-in")
         }
     }
+
+    @Test("hmac-sha256 through nginx: a link whose expires is spelled any other way than the minter's is refused")
+    func canonicalExpires() async throws {
+        let video = try await VideoStack("video-expires", workers: 1) { base in
+            [VideoFixtures.hmacCDN(name: "protected", address: "\(base)/media/protected", keys: [("k1", true, false)])]
+        }
+        defer { video.stop() }
+        try video.addMedia("protected", "clip.mp4", Data("clip\n".utf8))
+        let url = try #require(try await video.mint(["/clip.mp4"]).first)
+        #expect(try await video.fetch(url).status == 200)
+        let expires = try #require(url.components(separatedBy: "expires=").last?.prefix { $0 != "&" })
+        for spelling in ["+\(expires)", "%2B\(expires)", "0\(expires)", "%20\(expires)", "\(expires)%20", "%D9%A1\(expires)",
+                         "%EF%BC%91\(expires)", "1\(expires)00", "\(expires).0"] {
+            let variant = url.replacingOccurrences(of: "expires=\(expires)", with: "expires=\(spelling)")
+            #expect(try await video.fetch(variant).status == 403, "\(spelling)")
+        }
+    }
 }

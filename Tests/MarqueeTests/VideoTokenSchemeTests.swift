@@ -64,6 +64,17 @@ struct VideoTokenSchemeTests {
         #expect(verdict("/media/protected/clip.mp4", first) == "token_missing")
         #expect(verdict(nil, first) == "token_missing")
         #expect(verdict(valid.replacingOccurrences(of: "sig=", with: "sig=!!"), first) == "token_invalid")
+        // Another spelling of the same expiry would be a second link for one signature.
+        for spelling in ["%2B\(now + 60)", "+\(now + 60)", "0\(now + 60)", "00\(now + 60)", "%20\(now + 60)", "\(now + 60)%20",
+                         "\(now + 60).0", "%D9%A1\(now + 60)", "%EF%BC%91\(now + 60)", "-\(now + 60)", "0x6B49D25C", ""] {
+            #expect(verdict(valid.replacingOccurrences(of: "expires=\(now + 60)", with: "expires=\(spelling)"), first) == "token_invalid", "\(spelling)")
+        }
+        #expect(TokenVerifier.canonicalExpires("1800000060") == 1_800_000_060)
+        #expect(TokenVerifier.canonicalExpires("0") == 0)
+        #expect(TokenVerifier.canonicalExpires("999999999999") == 999_999_999_999)
+        for bad in ["", "+1", "-1", "01", " 1", "1 ", "1000000000000", "１", "١", "1e3", "1_000"] {
+            #expect(TokenVerifier.canonicalExpires(bad) == nil, "\(bad)")
+        }
         #expect(verdict(valid, first, at: now + 64) == "valid", "within the skew")
         #expect(verdict(valid, first, at: now + 66) == "token_expired")
 

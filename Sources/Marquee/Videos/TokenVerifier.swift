@@ -34,7 +34,7 @@ final class TokenVerifier: Sendable {
         }
         // Decoded as nginx decodes $uri, without turning + into a space.
         guard let path = QueryString.percentDecoded(parts[0].replacing("+", with: "%2B")),
-              let expires = Int(expiresText), expiresText.utf8.count <= 12,
+              let expires = Self.canonicalExpires(expiresText),
               let signature = Base64URL.decode(sigText) else {
             return Refusal(code: "token_invalid", message: "the link's token is malformed")
         }
@@ -53,6 +53,15 @@ final class TokenVerifier: Sendable {
             return Refusal(code: "token_expired", message: "the link has expired")
         }
         return nil
+    }
+
+    /// `expires` exactly as the minter writes it: ASCII digits, no sign, no leading zero, at
+    /// most 12. Any other spelling of the same number would be a second valid link for one signature.
+    static func canonicalExpires(_ text: String) -> Int? {
+        let digits = text.utf8
+        guard (1...12).contains(digits.count), digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+              digits.first != UInt8(ascii: "0") || digits.count == 1 else { return nil }
+        return Int(text)
     }
 
     var figures: (accepted: Int, refused: Int) {
