@@ -43,4 +43,81 @@ struct DeployRunTests {
         #expect(run.waitForExit(timeout: .seconds(30)) == 0)
         #expect(await client.status("/api/v1/health") == 0, "nothing answers once deploy/run has stopped")
     }
+
+    @Test("deploy/run: a random secure_link secret per state directory, mode 0600, kept across runs, never printed nor in any argv")
+    func secretPerStateDirectory() async throws {
+        let first = TestPaths.temporaryDirectory("deploy-run-secret-a")
+        let second = TestPaths.temporaryDirectory("deploy-run-secret-b")
+        defer {
+            try? FileManager.default.removeItem(at: first)
+            try? FileManager.default.removeItem(at: second)
+        }
+        let a = try await Self.runTraced(state: first)
+        let again = try await Self.runTraced(state: first)
+        let b = try await Self.runTraced(state: second)
+        #expect(a.secret.utf8.count >= 32)
+        #expect(a.secret.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+        #expect(again.secret == a.secret, "a state directory keeps its secret")
+        #expect(b.secret != a.secret, "each state directory has its own")
+        #expect(a.secret != "marquee-dev-secret")
+    }
+
+    struct TracedRun {
+        var secret: String
+    }
+
+    /// Runs deploy/run on `state` under strace (every execve of it and its children, with whole
+    /// arguments) until healthy, stops it, and checks that the secret it used is in the state's
+    /// file of mode 0600 and in the rendered nginx site, but in no argv and not in its output.
+    static func runTraced(state: URL) async throws -> TracedRun {
+        let port = TestPaths.freePort()
+        let trace = state.appendingPathComponent("execve.trace")
+        let strace = try ChildProcess(
+            "deploy-run-traced", executable: "/usr/bin/strace",
+            arguments: ["-f", "-qq", "--seccomp-bpf", "-e", "trace=execve", "-s", "65536", "-o", trace.path,
+                        "/bin/bash", TestPaths.script("deploy/run"), "--port", String(port), "--workers", "1",
+                        "--state-dir", state.path, "--binary", TestPaths.marquee],
+            environment: ["MARQUEE_GHIBLI_BASE_URL": "http://127.0.0.1:9"],
+            logDirectory: state
+        )
+        // deploy/run is strace's one child; stopping it (not strace, which would only detach) stops the stack.
+        func runPid() -> Int32? {
+            let children = try? String(contentsOfFile: "/proc/\(strace.pid)/task/\(strace.pid)/children", encoding: .utf8)
+            return children?.split(separator: " ").first.flatMap { Int32($0) }
+        }
+        var run: Int32?
+        defer {
+            if let run { kill(run, SIGTERM) }
+            if strace.waitForExit(timeout: .seconds(30)) == nil { strace.stop() }
+        }
+        let client = HTTPClient(base: "http://127.0.0.1:\(port)")
+        var healthy = false
+        for _ in 0..<300 where !healthy {
+            if run == nil { run = runPid() }
+            healthy = await client.status("/api/v1/health") == 200
+            if !healthy { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        if run == nil { run = runPid() }
+        try #require(healthy, "deploy/run log: \(strace.log)")
+
+        let file = state.appendingPathComponent("secure-link.secret")
+        let secret = try String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let mode = try FileManager.default.attributesOfItem(atPath: file.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let site = try String(contentsOf: state.appendingPathComponent("nginx/marquee.conf"), encoding: .utf8)
+        #expect(site.contains("\(secret)\""), "nginx checks the links with the file's secret")
+
+        let pid = try #require(run)
+        kill(pid, SIGTERM)
+        #expect(strace.waitForExit(timeout: .seconds(30)) == 0)
+        run = nil
+        let output = strace.log
+        #expect(output.contains("Marquee is up"))
+        #expect(!output.contains(secret), "deploy/run printed the secret")
+        let calls = try String(contentsOf: trace, encoding: .utf8)
+        #expect(calls.contains("nginx-render"), "the trace saw the render")
+        #expect(calls.contains("\"pool\""), "the trace saw the pool")
+        #expect(!calls.contains(secret), "a process got the secret in its argv")
+        return TracedRun(secret: secret)
+    }
 }

@@ -71,11 +71,15 @@ final class Stack: @unchecked Sendable {
         let out = directory.appendingPathComponent("nginx")
         let media = directory.appendingPathComponent("media")
         try FileManager.default.createDirectory(at: media, withIntermediateDirectories: true)
+        // In a file: a secret in argv is visible to every local user.
+        let secretFile = directory.appendingPathComponent("secure-link.secret")
+        try Data((Stack.secureLinkSecret + "\n").utf8).write(to: secretFile)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secretFile.path)
         let render = try ChildProcess(
             "nginx-render", executable: "/bin/bash",
             arguments: [TestPaths.script("deploy/nginx-render"), "--out", out.path, "--listen", "127.0.0.1:\(port)",
                         "--socket", socket, "--rates", rates, "--media-root", media.path,
-                        "--secure-link-secret", Stack.secureLinkSecret, "--nginx-workers", "1"] + extra,
+                        "--secure-link-secret-file", secretFile.path, "--nginx-workers", "1"] + extra,
             logDirectory: directory
         )
         guard render.waitForExit(timeout: .seconds(30)) == 0 else {
