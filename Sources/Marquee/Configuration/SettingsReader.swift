@@ -38,6 +38,11 @@ public struct SettingsReader: Sendable {
         secretMarkers.contains { variable.contains($0) }
     }
 
+    /// A value as an error may quote it: a secret's is never shown.
+    static func shown(_ variable: String, _ value: String) -> String {
+        isSecret(variable) ? "a value that is not shown (the variable holds a secret)" : "'\(value)'"
+    }
+
     private static func key(_ variable: String) -> ConfigKey {
         ConfigKey(variable.lowercased().split(separator: "_").map(String.init))
     }
@@ -53,7 +58,7 @@ public struct SettingsReader: Sendable {
     public func int(_ variable: String, default fallback: Int, range: ClosedRange<Int>) throws(SettingsError) -> Int {
         guard let text = string(variable) else { return fallback }
         guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
-            throw SettingsError(variable: variable, problem: "expected a whole number from \(range.lowerBound) to \(range.upperBound), got '\(text)'")
+            throw SettingsError(variable: variable, problem: "expected a whole number from \(range.lowerBound) to \(range.upperBound), got \(Self.shown(variable, text))")
         }
         return value
     }
@@ -61,7 +66,7 @@ public struct SettingsReader: Sendable {
     public func seconds(_ variable: String, default fallback: Duration, range: ClosedRange<Double>) throws(SettingsError) -> Duration {
         guard let text = string(variable) else { return fallback }
         guard let value = Double(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
-            throw SettingsError(variable: variable, problem: "expected seconds from \(range.lowerBound) to \(range.upperBound), got '\(text)'")
+            throw SettingsError(variable: variable, problem: "expected seconds from \(range.lowerBound) to \(range.upperBound), got \(Self.shown(variable, text))")
         }
         return .milliseconds(Int64(value * 1000))
     }
@@ -71,7 +76,7 @@ public struct SettingsReader: Sendable {
         switch text {
         case "1", "true", "yes", "on": return true
         case "0", "false", "no", "off": return false
-        default: throw SettingsError(variable: variable, problem: "expected true or false, got '\(text)'")
+        default: throw SettingsError(variable: variable, problem: "expected true or false, got \(Self.shown(variable, text))")
         }
     }
 
@@ -79,7 +84,7 @@ public struct SettingsReader: Sendable {
         guard let text = string(variable) else { return fallback }
         guard let value = T(rawValue: text.lowercased()) else {
             let allowed = T.allCases.map(\.rawValue).joined(separator: ", ")
-            throw SettingsError(variable: variable, problem: "expected one of \(allowed), got '\(text)'")
+            throw SettingsError(variable: variable, problem: "expected one of \(allowed), got \(Self.shown(variable, text))")
         }
         return value
     }
@@ -87,7 +92,7 @@ public struct SettingsReader: Sendable {
     public func url(_ variable: String, default fallback: String) throws(SettingsError) -> URL {
         let text = string(variable, default: fallback)
         guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
-            throw SettingsError(variable: variable, problem: "expected an http(s) URL, got '\(text)'")
+            throw SettingsError(variable: variable, problem: "expected an http(s) URL, got \(Self.shown(variable, text))")
         }
         return url
     }
