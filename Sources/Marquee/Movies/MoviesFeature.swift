@@ -178,7 +178,8 @@ public struct MoviesFeature: Feature {
         // speaks of degraded data, and there is none yet.
         guard let refreshedAt = state.refreshedAt else { return nil }
         if let staleSince = state.staleSince {
-            return "serving stale movies since \(Self.isoTime(staleSince)): \(state.lastError ?? "refresh failed")"
+            // Health is public: the reason (hosts, NIO errors) is in the log and on the loopback-only status page.
+            return "serving stale movies since \(Self.isoTime(staleSince)): the refresh from the upstream fails"
         }
         let age = now.saturatingSubtract(refreshedAt)
         if age > Self.freshness.millis {

@@ -105,7 +105,8 @@ public final class UpstreamClient: Sendable {
         } catch is ResponseAccumulator.ResponseTooBigError {
             return .failure(.tooLarge(limit: maxBytes))
         } catch {
-            return .failure(.connection("\(error)"))
+            // The host is for the log: NIO's errors do not always name it.
+            return .failure(.connection("\(url.host ?? "no host"): \(error)"))
         }
     }
 }

@@ -21,13 +21,16 @@ public enum UpstreamError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// The error a client gets for it.
+    /// The error a client gets for it: generic on purpose. `description` names hosts, NIO
+    /// errors and body details, which belong in the log, never in an answer.
     public var httpError: HTTPError {
         switch self {
         case .timeout: HTTPError(504, "upstream_timeout", "the upstream service did not answer in time")
         case .overloaded: HTTPError(503, "overloaded", "too many upstream lookups in flight; retry shortly",
                                     headers: [(name: "Retry-After", value: "1")])
-        default: HTTPError(502, "upstream_error", "the upstream service \(description)")
+        case .connection: HTTPError(502, "upstream_error", "the upstream service could not be reached")
+        case .status, .rateLimited: HTTPError(502, "upstream_error", "the upstream service answered with an error")
+        case .tooLarge, .malformed: HTTPError(502, "upstream_error", "the upstream service gave an answer that cannot be used")
         }
     }
 }
