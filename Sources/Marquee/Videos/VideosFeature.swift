@@ -195,11 +195,12 @@ public struct VideosFeature: Feature {
         guard Video.isValidId(given.videoId), let stored = try catalogue.video(given.videoId) else {
             throw HTTPError.notFound("no video \(given.videoId) in the catalogue")
         }
-        let sources = try given.sources.enumerated().map { index, source throws(HTTPError) in
+        var sources: [Video.Source] = []
+        for (index, source) in given.sources.enumerated() {
             guard let known = stored.sources.first(where: { $0.src == source.src }) else {
                 throw HTTPError(403, "source_not_catalogued", "video.sources[\(index)].src is not a source of video \(stored.videoId) in the catalogue")
             }
-            return known
+            sources.append(known)
         }
         return Video(videoId: stored.videoId, title: stored.title, sources: sources)
     }
