@@ -249,6 +249,7 @@ public struct VideosFeature: Feature {
                     "bindClientIp": .bool(cdn.bindClientIp),
                 ])
             }),
+            "signAnySource": .bool(settings.signAnySource),
             "tokensMinted": .object(Dictionary(uniqueKeysWithValues: minted.byScheme.map { ($0.key.rawValue, JSONValue.int($0.value)) })),
             "roundRobinStoreFailures": .int(minted.cursorFailures),
             "verifications": .object(["accepted": .int(verified.accepted), "refused": .int(verified.refused)]),
