@@ -70,8 +70,8 @@ struct DeploySecretTests {
     func typedReaders() {
         let secret = "MARQUEE_TEST_SECRET"
         let reader = SettingsReader(environment: [secret: Self.value, "MARQUEE_PLAIN": "not-a-number"])
-        func message(_ body: () throws(SettingsError) -> Void) -> String {
-            do { try body() } catch { return error.description }
+        func message(_ body: () throws -> Void) -> String {
+            do { try body() } catch { return "\(error)" }
             return ""
         }
         let messages = [

@@ -188,26 +188,31 @@ struct TrailersUnitTests {
 
     @Test("an event batch keeps its valid events and refuses the others one by one")
     func eventBatch() throws {
-        let batch = try ContentEventBatch.parse(["events": [
-            ["type": "new-content", "url": TrailersFixtures.arrival],
-            ["type": "new-content", "url": "https://evil.com/pc-se/film/x"],
-            ["type": "removed-content", "url": TrailersFixtures.arrival],
-            ["url": TrailersFixtures.arrival],
-            "not an object",
-            ["type": "new-content"],
-            ["type": "new-content", "url": "https://content.viaplay.fi/pc-fi/film/x/"],
-        ]], policy: policy)
+        func body(_ text: String) throws -> [String: JSONValue] { try JSONReader.object(Array(text.utf8)) }
+        let arrival = TrailersFixtures.arrival
+        let batch = try ContentEventBatch.parse(try body("""
+            {"events": [
+              {"type": "new-content", "url": "\(arrival)"},
+              {"type": "new-content", "url": "https://evil.com/pc-se/film/x"},
+              {"type": "removed-content", "url": "\(arrival)"},
+              {"url": "\(arrival)"},
+              "not an object",
+              {"type": "new-content"},
+              {"type": "new-content", "url": "https://content.viaplay.fi/pc-fi/film/x/"}
+            ]}
+            """), policy: policy)
         #expect(batch.accepted.map(\.index) == [0, 6])
         #expect(batch.accepted.map(\.film.normalised) == [TrailersFixtures.arrival, "https://content.viaplay.fi/pc-fi/film/x"])
         #expect(batch.refused.map(\.index) == [1, 2, 3, 4, 5])
         #expect(batch.refused.map(\.code) == ["invalid_url", "unsupported_type", "invalid_event", "invalid_event", "invalid_url"])
 
-        let single = try ContentEventBatch.parse(["type": "new-content", "url": TrailersFixtures.arrival], policy: policy)
+        let single = try ContentEventBatch.parse(try body(#"{"type": "new-content", "url": "\#(arrival)"}"#), policy: policy)
         #expect(single.accepted.count == 1 && single.refused.isEmpty)
 
-        for body: [String: Any] in [["events": []], ["events": "x"], ["events": [], "url": "x"],
-                                    ["events": Array(repeating: ["type": "new-content"], count: 501)]] {
-            #expect(throws: HTTPError.self) { try ContentEventBatch.parse(body, policy: policy) }
+        let tooMany = "[" + Array(repeating: #"{"type": "new-content"}"#, count: 501).joined(separator: ",") + "]"
+        for text in [#"{"events": []}"#, #"{"events": "x"}"#, #"{"events": [], "url": "x"}"#, #"{"events": \#(tooMany)}"#] {
+            let object = try body(text)
+            #expect(throws: HTTPError.self) { try ContentEventBatch.parse(object, policy: policy) }
         }
     }
 }

@@ -91,7 +91,7 @@ struct VideoSigningScopeTests {
         let urls = sources.compactMap { $0["src"] as? String }
         #expect(urls.count == 2)
         #expect(urls.first?.hasPrefix("\(video.base)/media/protected\(Self.bunny1080)?expires=") == true)
-        for url in urls { #expect(try await video.fetch(url).status == 200, url) }
+        for url in urls { #expect(try await video.fetch(url).status == 200, "\(url)") }
         #expect(try await Self.minted(stack) == before + 2)
 
         // A subset, in another order, signs just those: what a player asks for one rendition.
