@@ -93,7 +93,8 @@ final class TrailerCache: Sendable {
             let fetched = try fetch(film, key: TrailerKeys.answer(film), settings: settings)
             return fetched.source == .stale ? .busy : .stored
         } catch {
-            return .failed(Self.httpError(for: error).message)
+            // For the queue's status (loopback only), not for clients: the upstream's own detail.
+            return .failed((error as? UpstreamError)?.description ?? Self.httpError(for: error).message)
         }
     }
 
