@@ -176,9 +176,10 @@ extension MoviesRefresherTests {
     func reload() throws {
         let feature = try MoviesFeature(services: services)
         #expect(throws: SettingsError.self) {
-            try feature.reload(SettingsReader(environment: ["MARQUEE_MOVIES_REFRESH_SECONDS": "0"]))
+            _ = try feature.prepareReload(SettingsReader(environment: ["MARQUEE_MOVIES_REFRESH_SECONDS": "0"]))
         }
-        try feature.reload(SettingsReader(environment: ["MARQUEE_GHIBLI_BASE_URL": fake.baseURL, "MARQUEE_MOVIES_REFRESH_SECONDS": "2.5"]))
+        let apply = try feature.prepareReload(SettingsReader(environment: ["MARQUEE_GHIBLI_BASE_URL": fake.baseURL, "MARQUEE_MOVIES_REFRESH_SECONDS": "2.5"]))
+        apply()
         guard case .object(let status) = feature.status(), case .object(let refresh) = status["refresh"] else {
             Issue.record("no status")
             return

@@ -67,7 +67,8 @@ public final class Worker: Sendable {
         let logger = services.logger
         do {
             let settings = try Settings(SettingsReader.current(), stateDirectory: ProcessInfo.processInfo.environment["STATE_DIRECTORY"])
-            for feature in features { try feature.reload(settings.reader) }
+            let applications = try features.map { feature throws(SettingsError) in try feature.prepareReload(settings.reader) }
+            for apply in applications { apply() }
             services.replace(settings)
             services.logger.notice("configuration reloaded", metadata: ["generation": "\(services.configGeneration)"])
             notifier.notify("READY=1\nSTATUS=serving, configuration generation \(services.configGeneration)")

@@ -125,16 +125,19 @@ public struct MoviesFeature: Feature {
         runtime.refresher.resign()
     }
 
-    public func reload(_ reader: SettingsReader) throws(SettingsError) {
+    public func prepareReload(_ reader: SettingsReader) throws(SettingsError) -> @Sendable () -> Void {
         let settings = try MoviesSettings(reader)
-        let previous = runtime.current
-        runtime.refresher.apply(settings)
-        guard previous.loopInterval != settings.loopInterval else { return }
-        let refresher = runtime.refresher
-        runtime.loop.withLock { loop in
-            guard let running = loop else { return }
-            running.stop()
-            loop = BackgroundThread(name: "movies-refresh", interval: settings.loopInterval) { refresher.round() }
+        let runtime = self.runtime
+        return {
+            let previous = runtime.current
+            runtime.refresher.apply(settings)
+            guard previous.loopInterval != settings.loopInterval else { return }
+            let refresher = runtime.refresher
+            runtime.loop.withLock { loop in
+                guard let running = loop else { return }
+                running.stop()
+                loop = BackgroundThread(name: "movies-refresh", interval: settings.loopInterval) { refresher.round() }
+            }
         }
     }
 

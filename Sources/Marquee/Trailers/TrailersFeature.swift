@@ -35,8 +35,10 @@ public struct TrailersFeature: Feature {
         runtime.stop()
     }
 
-    public func reload(_ reader: SettingsReader) throws(SettingsError) {
-        runtime.apply(try TrailersSettings(reader, threads: runtime.threads))
+    public func prepareReload(_ reader: SettingsReader) throws(SettingsError) -> @Sendable () -> Void {
+        let settings = try TrailersSettings(reader, threads: runtime.threads)
+        let runtime = self.runtime
+        return { runtime.apply(settings) }
     }
 
     public func status() -> JSONValue {

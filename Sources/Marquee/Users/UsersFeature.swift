@@ -22,8 +22,10 @@ public struct UsersFeature: Feature {
         LegacyUserRoutes(context: context).register(in: &router)
     }
 
-    public func reload(_ reader: SettingsReader) throws(SettingsError) {
-        context.replace(try StreamSettings(reader))
+    public func prepareReload(_ reader: SettingsReader) throws(SettingsError) -> @Sendable () -> Void {
+        let settings = try StreamSettings(reader)
+        let context = self.context
+        return { context.replace(settings) }
     }
 
     /// `users` is pool-wide (from the store); the other counters are this worker's since it started.

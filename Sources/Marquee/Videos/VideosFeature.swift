@@ -68,10 +68,13 @@ public struct VideosFeature: Feature {
         runtime.consumer.stop()
     }
 
-    public func reload(_ reader: SettingsReader) throws(SettingsError) {
+    public func prepareReload(_ reader: SettingsReader) throws(SettingsError) -> @Sendable () -> Void {
         let settings = try Snapshot(reader)
-        runtime.settings.withLock { $0 = settings }
-        warnAboutLegacyScheme(settings.cdns)
+        let feature = self
+        return {
+            feature.runtime.settings.withLock { $0 = settings }
+            feature.warnAboutLegacyScheme(settings.cdns)
+        }
     }
 
     private func warnAboutLegacyScheme(_ configuration: CDNConfiguration) {
