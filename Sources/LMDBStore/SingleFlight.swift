@@ -82,6 +82,13 @@ extension Store {
         }
     }
 
+    /// Whether a caller, in any process, is computing `key` now: a `fetch` of it would wait for
+    /// that caller's answer rather than compute it again.
+    public func isFilling(_ key: String) throws -> Bool {
+        guard let lease = try lease("fill/\(key)") else { return false }
+        return lease.state != .failed && lease.isLive(at: StoreClock.nowMillis())
+    }
+
     private func lead(
         key: String,
         leaseName: String,
