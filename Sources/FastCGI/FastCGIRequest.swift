@@ -4,9 +4,12 @@ import CFastCGI
 /// params and streams when the request finishes, so everything kept is copied out.
 public struct FastCGIRequest {
     let raw: UnsafeMutablePointer<FCGX_Request>
+    /// Lets another thread answer this request first, when the responder takes too long.
+    public let exchange: FastCGIExchange
 
-    init(raw: UnsafeMutablePointer<FCGX_Request>) {
+    init(raw: UnsafeMutablePointer<FCGX_Request>, exchange: FastCGIExchange) {
         self.raw = raw
+        self.exchange = exchange
     }
 
     /// A FastCGI param (REQUEST_METHOD, REQUEST_URI, QUERY_STRING, CONTENT_TYPE, CONTENT_LENGTH,

@@ -7,10 +7,12 @@ import Glibc
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 3 else {
-    print("usage: StoreStress increment DIR KEY COUNT | count DIR NAME COUNT | write-forever DIR")
+    print("usage: StoreStress increment DIR KEY COUNT | count DIR NAME COUNT | write-forever DIR | hold-write DIR SECONDS [MAP_MB]")
     exit(2)
 }
-let store = try Store.open(StoreOptions(directory: arguments[2], maxBytes: 64 << 20))
+// hold-write opens a worker's store: the same map size as the worker, so that neither grows it.
+let mapBytes = arguments[1] == "hold-write" && arguments.count > 4 ? Int(arguments[4])! << 20 : 64 << 20
+let store = try Store.open(StoreOptions(directory: arguments[2], maxBytes: mapBytes))
 switch arguments[1] {
 case "increment":
     for _ in 0..<Int(arguments[4])! {
@@ -40,6 +42,13 @@ case "write-forever":
         round += 1
         if round == 1 { print("writing"); fflush(nil) }
     }
+case "hold-write":
+    // Holds the pool-wide write lock, as a stuck writer would, then lets go without writing.
+    try store.write { _ in
+        print("holding"); fflush(nil)
+        usleep(UInt32(Double(arguments[3])! * 1_000_000))
+    }
+    print("released"); fflush(nil)
 default:
     print("unknown command \(arguments[1])")
     exit(2)

@@ -16,6 +16,13 @@ public struct Settings: Sendable {
     public let adminTokenDigest: [UInt8]?
     /// Test-only: stop sending WATCHDOG=1 so that systemd kills and restarts the worker.
     public var stallWatchdog: Bool
+    /// A request still running after this is answered 504; its thread still stuck at twice
+    /// this recycles the worker.
+    public var requestTimeout: Duration
+    /// A request still running after this is logged once ("slow request").
+    public var slowRequest: Duration
+    /// A store write that has not committed after this makes health 503 and stops the watchdog.
+    public var storeStall: Duration
     /// Not reloadable: the HTTP client is built once per worker.
     public var upstreamTimeouts: UpstreamClient.Timeouts
     public let reader: SettingsReader
@@ -40,6 +47,9 @@ public struct Settings: Sendable {
         }
         adminTokenDigest = token.map { Array(SHA256.hash(data: Data($0.utf8))) }
         stallWatchdog = try reader.bool("MARQUEE_TEST_STALL_WATCHDOG", default: false)
+        requestTimeout = try reader.seconds("MARQUEE_REQUEST_TIMEOUT", default: .seconds(20), range: 0.5...3600)
+        slowRequest = try reader.seconds("MARQUEE_SLOW_REQUEST_SECONDS", default: .seconds(5), range: 0.1...3600)
+        storeStall = try reader.seconds("MARQUEE_STORE_STALL_SECONDS", default: .seconds(10), range: 0.5...600)
         upstreamTimeouts = UpstreamClient.Timeouts(
             connect: try reader.seconds("MARQUEE_UPSTREAM_CONNECT_TIMEOUT", default: .seconds(1), range: 0.05...30),
             total: try reader.seconds("MARQUEE_UPSTREAM_TIMEOUT", default: .seconds(3), range: 0.1...60)
