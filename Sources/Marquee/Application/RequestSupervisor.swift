@@ -41,7 +41,7 @@ final class RequestSupervisor: Sendable {
     /// Requests still running past `limit`.
     func overdue(limit: Duration) -> Int {
         let now = ContinuousClock.now
-        return running.withLock { $0.values.count { now - $0.started >= limit } }
+        return running.withLock { running in running.values.filter { now - $0.started >= limit }.count }
     }
 
     /// One look at the requests in flight; the worker runs it a few times a second.

@@ -72,7 +72,8 @@ public final class Worker: Sendable {
         let logger = services.logger
         do {
             let settings = try Settings(SettingsReader.current(), stateDirectory: ProcessInfo.processInfo.environment["STATE_DIRECTORY"])
-            let applications = try features.map { feature throws(SettingsError) in try feature.prepareReload(settings.reader) }
+            var applications: [@Sendable () -> Void] = []
+            for feature in features { applications.append(try feature.prepareReload(settings.reader)) }
             for apply in applications { apply() }
             services.replace(settings)
             services.logger.notice("configuration reloaded", metadata: ["generation": "\(services.configGeneration)"])

@@ -113,8 +113,12 @@ final class TrailerCache: Sendable {
         let logger = self.logger
         return try store.fetch(key, wait: lookup.upstream.timeouts.total + .seconds(1), failurePayload: Self.payload) {
             do {
-                let outcome = try leading.map { bulkhead in try bulkhead.lead { try lookup.resolve(film, settings: settings) } }
-                    ?? lookup.resolve(film, settings: settings)
+                let outcome: TrailerLookup.Outcome
+                if let leading {
+                    outcome = try leading.lead { try lookup.resolve(film, settings: settings) }
+                } else {
+                    outcome = try lookup.resolve(film, settings: settings)
+                }
                 return (outcome.record.bytes, outcome.lifetime)
             } catch {
                 logger().warning("trailer lookup failed", metadata: ["url": "\(film.normalised)", "error": "\(error)"])
