@@ -107,6 +107,29 @@ struct ResilienceTests {
         #expect(worker.log.contains(#""msg":"recycled: exiting for a fresh worker""#))
     }
 
+    @Test("every request thread stuck past the time limit: WATCHDOG=1 stops, then the worker recycles itself")
+    func allThreadsStuck() async throws {
+        let directory = TestPaths.temporaryDirectory("stuck-notify")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let notifications = try NotifySocket(path: directory.appendingPathComponent("notify.sock").path)
+        defer { notifications.stop() }
+        // The test-only sleep route (MARQUEE_TEST_ROUTES=1, set by Stack) holds both threads.
+        let stack = try await Stack("all-stuck", workers: 1, environment: [
+            "MARQUEE_THREADS": "2", "MARQUEE_REQUEST_TIMEOUT": "2", "NOTIFY_SOCKET": notifications.path, "WATCHDOG_USEC": "400000",
+        ])
+        defer { stack.stop() }
+        let started = ContinuousClock.now
+        let sleepers = (0..<2).map { _ in Task { try? await stack.client.get("/api/v1/test/sleep?ms=20000") } }
+        for sleeper in sleepers {
+            #expect(await sleeper.value?.status == 504)
+        }
+        #expect(ContinuousClock.now - started < .seconds(3.5))
+        #expect(notifications.pings(since: started + .seconds(2.5)) == 0, "no WATCHDOG=1 while every thread is stuck")
+        #expect(notifications.pings(since: started) >= 3, "pings before the threads were stuck")
+        #expect(stack.workers[0].waitForExit(timeout: .seconds(10)) == 75)
+        #expect(notifications.pings(since: started + .seconds(2.5)) == 0)
+    }
+
     static func waitUntil(_ timeout: Duration, _ condition: () async -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while !(await condition()) {
