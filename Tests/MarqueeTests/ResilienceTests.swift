@@ -34,7 +34,7 @@ struct ResilienceTests {
     func storeStall() async throws {
         let directory = TestPaths.temporaryDirectory("stall-notify")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let notifications = try NotifySocket(path: directory.appendingPathComponent("notify.sock").path)
+        let notifications = try WatchdogPings(path: directory.appendingPathComponent("notify.sock").path)
         defer { notifications.stop() }
         let stack = try await Stack("store-stall", workers: 1, environment: [
             "MARQUEE_STORE_STALL_SECONDS": "1", "NOTIFY_SOCKET": notifications.path, "WATCHDOG_USEC": "400000",
@@ -111,7 +111,7 @@ struct ResilienceTests {
     func allThreadsStuck() async throws {
         let directory = TestPaths.temporaryDirectory("stuck-notify")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let notifications = try NotifySocket(path: directory.appendingPathComponent("notify.sock").path)
+        let notifications = try WatchdogPings(path: directory.appendingPathComponent("notify.sock").path)
         defer { notifications.stop() }
         // The test-only sleep route (MARQUEE_TEST_ROUTES=1, set by Stack) holds both threads.
         let stack = try await Stack("all-stuck", workers: 1, environment: [
@@ -161,7 +161,7 @@ struct ResilienceTests {
 }
 
 /// A test-owned $NOTIFY_SOCKET: receives the worker's sd_notify datagrams and notes when each came.
-final class NotifySocket: @unchecked Sendable {
+private final class WatchdogPings: @unchecked Sendable {
     let path: String
     private let fd: Int32
     private let lock = NSLock()
