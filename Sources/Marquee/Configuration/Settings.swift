@@ -16,6 +16,11 @@ public struct Settings: Sendable {
     public let adminTokenDigest: [UInt8]?
     /// Test-only: stop sending WATCHDOG=1 so that systemd kills and restarts the worker.
     public var stallWatchdog: Bool
+    /// Who may call internal-only routes besides loopback (MARQUEE_INTERNAL_NETWORKS); nginx's
+    /// allow list is rendered from the same setting.
+    public var internalNetworks: [IPNetwork]
+    /// MARQUEE_LEGACY_USERS: `open` lets any address call the legacy user routes.
+    public var legacyUsers: LegacyUsersAccess
     /// Not reloadable: the HTTP client is built once per worker.
     public var upstreamTimeouts: UpstreamClient.Timeouts
     public let reader: SettingsReader
@@ -23,6 +28,13 @@ public struct Settings: Sendable {
     public enum LogLevelSetting: String, Sendable, CaseIterable {
         case debug, info, notice, warning, error
     }
+
+    public enum LegacyUsersAccess: String, Sendable, CaseIterable {
+        case `internal`, open
+    }
+
+    /// Loopback and the private ranges, as nginx has always admitted to the legacy user routes.
+    public static let defaultInternalNetworks = "127.0.0.0/8,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 
     public init(_ reader: SettingsReader, stateDirectory: String? = nil) throws(SettingsError) {
         self.reader = reader
@@ -40,6 +52,12 @@ public struct Settings: Sendable {
         }
         adminTokenDigest = token.map { Array(SHA256.hash(data: Data($0.utf8))) }
         stallWatchdog = try reader.bool("MARQUEE_TEST_STALL_WATCHDOG", default: false)
+        switch IPNetwork.list(reader.string("MARQUEE_INTERNAL_NETWORKS", default: Self.defaultInternalNetworks)) {
+        case .success(let networks): internalNetworks = networks
+        case .failure(let error):
+            throw SettingsError(variable: "MARQUEE_INTERNAL_NETWORKS", problem: "'\(error.entry)' is not an IP address or CIDR range")
+        }
+        legacyUsers = try reader.choice("MARQUEE_LEGACY_USERS", default: LegacyUsersAccess.internal)
         upstreamTimeouts = UpstreamClient.Timeouts(
             connect: try reader.seconds("MARQUEE_UPSTREAM_CONNECT_TIMEOUT", default: .seconds(1), range: 0.05...30),
             total: try reader.seconds("MARQUEE_UPSTREAM_TIMEOUT", default: .seconds(3), range: 0.1...60)
