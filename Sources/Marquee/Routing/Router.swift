@@ -26,7 +26,14 @@ public struct Router: Sendable {
     /// Every route that `register` adds runs `admission` first.
     public mutating func group(admitting admission: @escaping Admission, _ register: (inout Router) -> Void) {
         let outer = groupAdmission
-        groupAdmission = outer.map { outer in { request in try outer(request); try admission(request) } } ?? admission
+        if let outer {
+            groupAdmission = { request in
+                try outer(request)
+                try admission(request)
+            }
+        } else {
+            groupAdmission = admission
+        }
         register(&self)
         groupAdmission = outer
     }

@@ -33,6 +33,8 @@ public struct StatusFeature: Feature {
                     "maxBodyBytes": .int(settings.maxBodyBytes),
                     "logLevel": .string(settings.logLevel.rawValue),
                     "storeSync": .string(settings.storeSync.rawValue),
+                    "internalNetworks": .array(settings.internalNetworks.map { .string($0.description) }),
+                    "legacyUsers": .string(settings.legacyUsers.rawValue),
                 ]),
             ]
             if let stats = try? services.store.stats() {
