@@ -63,7 +63,7 @@ struct AnswerHeadersTests {
         #expect(page.status == 200)
         #expect(page.header("X-Content-Type-Options") == "nosniff")
         let policy = try #require(page.header("Content-Security-Policy"))
-        let directives = Dictionary(uniqueKeysWithValues: policy.split(separator: ";").map { directive in
+        let directives = Dictionary(uniqueKeysWithValues: policy.split(separator: ";").map { directive -> (String, [String]) in
             let words = directive.split(separator: " ").map(String.init)
             return (words[0], Array(words.dropFirst()))
         })

@@ -16,8 +16,8 @@ public struct Settings: Sendable {
     public let adminTokenDigest: [UInt8]?
     /// Test-only: stop sending WATCHDOG=1 so that systemd kills and restarts the worker.
     public var stallWatchdog: Bool
-    /// Who may call internal-only routes besides loopback (MARQUEE_INTERNAL_NETWORKS); nginx's
-    /// allow list is rendered from the same setting.
+    /// The callers the legacy user routes answer (MARQUEE_INTERNAL_NETWORKS); nginx's allow
+    /// list for them is rendered from the same setting.
     public var internalNetworks: [IPNetwork]
     /// MARQUEE_LEGACY_USERS: `open` lets any address call the legacy user routes.
     public var legacyUsers: LegacyUsersAccess

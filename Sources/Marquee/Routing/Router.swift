@@ -40,11 +40,14 @@ public struct Router: Sendable {
 
     public mutating func add(_ method: String, _ pattern: String, admitting admission: Admission? = nil, _ handler: @escaping Handler) {
         let checks = [groupAdmission, admission].compactMap { $0 }
-        let handler: Handler = checks.isEmpty ? handler : { request in
-            for check in checks { try check(request) }
-            return try handler(&request)
+        var guarded = handler
+        if !checks.isEmpty {
+            guarded = { request in
+                for check in checks { try check(request) }
+                return try handler(&request)
+            }
         }
-        let route = Route(method: method, pattern: pattern, segments: pattern.split(separator: "/", omittingEmptySubsequences: false), handler: handler)
+        let route = Route(method: method, pattern: pattern, segments: pattern.split(separator: "/", omittingEmptySubsequences: false), handler: guarded)
         if pattern.contains("{") {
             parameterised.append(route)
         } else {
