@@ -91,13 +91,13 @@ struct InternalRoutesTests {
             for variant in PathVariants.of(route.path, query: route.query) {
                 let answer = try raw.send(route.method, variant.target, headers: route.headers, body: route.body(), from: Self.outside)
                 sent += 1
-                let label = "\(route.method) \(variant.target) (\(variant.name)): \(answer.status) \(answer.text)"
+                let label = Comment(rawValue: "\(route.method) \(variant.target) (\(variant.name)): \(answer.status) \(answer.text)")
                 switch answer.status {
-                case 403: #expect(answer.errorCode == "forbidden", "\(label)")
-                case 404: #expect(answer.errorCode == "not_found", "\(label)")
+                case 403: #expect(answer.errorCode == "forbidden", label)
+                case 404: #expect(answer.errorCode == "not_found", label)
                 // nginx refuses a NUL in the path before any location or worker sees it.
-                case 400: #expect(variant.name == "%00" && answer.errorCode == "bad_request", "\(label)")
-                default: Issue.record("\(label)")
+                case 400: #expect(variant.name == "%00" && answer.errorCode == "bad_request", label)
+                default: Issue.record(label)
                 }
             }
             // The plain spelling from outside: nginx's refusal.

@@ -80,7 +80,7 @@ enum PathVariants {
             ("doubled slashes", path.replacingOccurrences(of: "/", with: "//") + withQuery),
             ("trailing slash", path + "/" + withQuery),
             (";param", path + ";param" + withQuery),
-            (";param=1 mid-path", head + ";x=1/" + last + withQuery),
+            (";param mid-path", (head.isEmpty ? "/x;y=1/.." : head + ";x=1") + "/" + last + withQuery),
             ("mixed case", mixedCase + withQuery),
             ("upper case", path.uppercased() + withQuery),
             ("/./", head + "/./" + last + withQuery),
