@@ -35,11 +35,11 @@ public struct FastCGIRequest {
 
     public var method: String { param("REQUEST_METHOD") ?? "GET" }
 
-    /// The path of REQUEST_URI, without the query string.
-    public var path: String {
-        let uri = param("DOCUMENT_URI") ?? param("REQUEST_URI") ?? "/"
-        return uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(uri[..<$0]) } ?? uri
-    }
+    /// DOCUMENT_URI whole: nginx's `$uri`, decoded once and normalised (`//`, `/./`, `/../`
+    /// resolved), the very path nginx matched its locations against, so that nginx and the
+    /// router never disagree on a spelling. Being decoded, a `?` in it is part of the path (it
+    /// was `%3F`), never the start of a query. Without DOCUMENT_URI nothing is routable.
+    public var path: String { param("DOCUMENT_URI") ?? "" }
 
     public var queryString: String { param("QUERY_STRING") ?? "" }
 

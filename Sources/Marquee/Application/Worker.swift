@@ -171,6 +171,7 @@ public final class Worker: Sendable {
         let settings = snapshot.settings
         var request = Request(fastCGI, maxBodyBytes: settings.maxBodyBytes)
         let ticket = services.supervisor.begin(fastCGI, method: request.method, path: request.path)
+        let requestId = request.requestId
         var response: FastCGIResponse
         if let declared = request.param("CONTENT_LENGTH").flatMap(Int.init), declared > settings.maxBodyBytes {
             // Refused before routing, so that no route reads a body it would refuse anyway.
@@ -182,13 +183,19 @@ public final class Worker: Sendable {
             // The supervisor answered 504 already; this answer is dropped.
             response.status = 504
         }
+        response.headers.append(contentsOf: everyAnswerHeaders)
+        if let requestId { response.headers.append((name: "X-Request-Id", value: requestId)) }
         let elapsed = ContinuousClock.now - started
         let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         if snapshot.logger.logLevel <= .info {
-            JSONLogHandler.writeRequestLine(method: request.method, route: request.route, status: response.status, micros: micros)
+            JSONLogHandler.writeRequestLine(method: request.method, route: request.route, status: response.status, micros: micros,
+                                            requestId: requestId)
         }
         return response
     }
+
+    /// Browsers must take every answer as the type it declares, never sniff one into HTML.
+    private static let everyAnswerHeaders = [(name: "X-Content-Type-Options", value: "nosniff")]
 
     private static func dispatch(_ request: inout Request, router: Router, services: Services) -> FastCGIResponse {
         switch router.match(method: request.method, path: request.path) {
@@ -200,7 +207,7 @@ public final class Worker: Sendable {
             } catch let error as HTTPError {
                 return error.response
             } catch {
-                services.logger.error("unhandled error", metadata: ["route": "\(route)", "error": "\(error)"])
+                services.logger.error("unhandled error", metadata: ["route": "\(route)", "error": "\(error)", "request_id": "\(request.requestId ?? "")"])
                 return HTTPError(500, "internal", "the request failed; the worker log has the cause").response
             }
         case .methodNotAllowed(let route, let allowed):

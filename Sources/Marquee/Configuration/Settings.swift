@@ -23,6 +23,11 @@ public struct Settings: Sendable {
     public var slowRequest: Duration
     /// A store write that has not committed after this makes health 503 and stops the watchdog.
     public var storeStall: Duration
+    /// The callers the legacy user routes answer (MARQUEE_INTERNAL_NETWORKS); nginx's allow
+    /// list for them is rendered from the same setting.
+    public var internalNetworks: [IPNetwork]
+    /// MARQUEE_LEGACY_USERS: `open` lets any address call the legacy user routes.
+    public var legacyUsers: LegacyUsersAccess
     /// Not reloadable: the HTTP client is built once per worker.
     public var upstreamTimeouts: UpstreamClient.Timeouts
     public let reader: SettingsReader
@@ -30,6 +35,13 @@ public struct Settings: Sendable {
     public enum LogLevelSetting: String, Sendable, CaseIterable {
         case debug, info, notice, warning, error
     }
+
+    public enum LegacyUsersAccess: String, Sendable, CaseIterable {
+        case `internal`, open
+    }
+
+    /// Loopback and the private ranges, as nginx has always admitted to the legacy user routes.
+    public static let defaultInternalNetworks = "127.0.0.0/8,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 
     public init(_ reader: SettingsReader, stateDirectory: String? = nil) throws(SettingsError) {
         self.reader = reader
@@ -50,6 +62,12 @@ public struct Settings: Sendable {
         requestTimeout = try reader.seconds("MARQUEE_REQUEST_TIMEOUT", default: .seconds(20), range: 0.5...3600)
         slowRequest = try reader.seconds("MARQUEE_SLOW_REQUEST_SECONDS", default: .seconds(5), range: 0.1...3600)
         storeStall = try reader.seconds("MARQUEE_STORE_STALL_SECONDS", default: .seconds(10), range: 0.5...600)
+        switch IPNetwork.list(reader.string("MARQUEE_INTERNAL_NETWORKS", default: Self.defaultInternalNetworks)) {
+        case .success(let networks): internalNetworks = networks
+        case .failure(let error):
+            throw SettingsError(variable: "MARQUEE_INTERNAL_NETWORKS", problem: "'\(error.entry)' is not an IP address or CIDR range")
+        }
+        legacyUsers = try reader.choice("MARQUEE_LEGACY_USERS", default: LegacyUsersAccess.internal)
         upstreamTimeouts = UpstreamClient.Timeouts(
             connect: try reader.seconds("MARQUEE_UPSTREAM_CONNECT_TIMEOUT", default: .seconds(1), range: 0.05...30),
             total: try reader.seconds("MARQUEE_UPSTREAM_TIMEOUT", default: .seconds(3), range: 0.1...60)

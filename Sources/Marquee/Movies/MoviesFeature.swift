@@ -68,9 +68,12 @@ public struct MoviesFeature: Feature {
         let runtime = self.runtime
         router.get("/movies/") { request in
             runtime.pageHits.add(1, ordering: .relaxed)
-            return try Self.answer(request, key: MoviesRefresher.Keys.page, contentType: Self.htmlContentType, store: store, runtime: runtime) { retryAfter in
+            var response = try Self.answer(request, key: MoviesRefresher.Keys.page, contentType: Self.htmlContentType, store: store,
+                                           runtime: runtime) { retryAfter in
                 .html(503, runtime.page.renderUnavailable(retryAfterSeconds: retryAfter), headers: Self.unavailableHeaders(retryAfter))
             }
+            response.headers.append((name: "Content-Security-Policy", value: runtime.page.contentSecurityPolicy))
+            return response
         }
         router.get("/movies") { _ in
             FastCGIResponse(status: 301, headers: [(name: "Location", value: "/movies/")])

@@ -19,7 +19,10 @@ public struct UsersFeature: Feature {
 
     public func register(in router: inout Router) {
         UserRoutes(context: context).register(in: &router)
-        LegacyUserRoutes(context: context).register(in: &router)
+        // No token of their own: the caller's address is the whole of their protection.
+        router.group(admitting: CallerRule.legacyUsers.admission(context.services)) { router in
+            LegacyUserRoutes(context: context).register(in: &router)
+        }
     }
 
     public func prepareReload(_ reader: SettingsReader) throws(SettingsError) -> @Sendable () -> Void {

@@ -137,9 +137,9 @@ public struct VideosFeature: Feature {
             return .jsonBytes(200, video.json(sourceURLs: urls, legacyId: legacyId))
         }
 
-        router.get("/api/v1/tokens/verify") { request in
+        router.get("/api/v1/tokens/verify", admitting: CallerRule.loopback.admission(services)) { request in
             let settings = runtime.current
-            if let refusal = runtime.verifier.verify(originalURI: request.header("X-Original-URI"), clientIp: Self.clientIp(request, settings),
+            if let refusal = runtime.verifier.verify(originalURI: request.header("X-Original-URI"), clientIp: Self.protectedClientIp(request, settings),
                                                      configuration: settings.cdns, nowSeconds: Self.nowSeconds()) {
                 throw HTTPError(403, refusal.code, refusal.message)
             }
@@ -188,6 +188,15 @@ public struct VideosFeature: Feature {
 
     static func clientIp(_ request: Request, _ settings: Snapshot) -> String {
         settings.clientAddress.resolve(remoteAddress: request.param("REMOTE_ADDR"), forwardedFor: request.header("X-Forwarded-For"))
+    }
+
+    /// The client of the request that nginx's auth_request guards. That subrequest comes from
+    /// nginx itself, so its REMOTE_ADDR is loopback, and names the client in
+    /// ORIGINAL_REMOTE_ADDR: a param only that internal location sets, which no client header can
+    /// become, and which is read here only, behind the loopback rule.
+    static func protectedClientIp(_ request: Request, _ settings: Snapshot) -> String {
+        settings.clientAddress.resolve(remoteAddress: request.param("ORIGINAL_REMOTE_ADDR") ?? request.param("REMOTE_ADDR"),
+                                       forwardedFor: request.header("X-Forwarded-For"))
     }
 
     static func nowSeconds() -> Int {
