@@ -63,7 +63,7 @@ struct VideoVisitUnitTests {
                      String(repeating: "\u{FFFD}", count: 600), String(repeating: "\u{2028}", count: 600),
                      String(repeating: "a" + Self.combiningMarks, count: 512)]
         for agent in worst {
-            let visit = Visit(videoId: String(repeating: "v", count: 64), ip: String(repeating: "\"", count: 100), userAgent: agent, at: .max)
+            let visit = Visit(videoId: String(repeating: "v", count: 64), ip: String(repeating: "\"", count: 100), userAgent: agent, at: 9_999_999_999_999)
             let encoded = visit.encoded()
             #expect(encoded.count <= Visit.maxEncodedBytes, "\(encoded.count) bytes for \(agent.prefix(3))…")
             #expect(Visit.decode(encoded) == visit)

@@ -44,7 +44,7 @@ public struct VideosFeature: Feature {
     /// An outbox whose oldest visit waited this long has no working consumer.
     static let stalledAfterMillis: UInt64 = 60_000
     static let defaultRecentVisits = 20
-    static let maxRecentVisits = 100
+    static let maxRecentVisits = VisitTable.recentKept
 
     public init(services: Services) throws(SettingsError) {
         self.services = services
