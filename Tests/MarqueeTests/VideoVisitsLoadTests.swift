@@ -1,6 +1,6 @@
 import Foundation
 import LMDBStore
-import Marquee
+@testable import Marquee
 import Testing
 
 /// Visits under load through a real nginx, with the consumer's worker killed outright.
