@@ -4,7 +4,8 @@ import LMDBStore
 import Synchronization
 
 /// The video catalogue, its visits and signed playback links:
-/// - `GET /video/{videoId}` answers the video and records a visit through the outbox;
+/// - `GET /video/{videoId}` answers the video and records a visit through the outbox, which
+///   keeps a count and the newest visits per video (see `VisitTable`);
 /// - `POST /video/token` signs a video's sources for the next CDN in turn;
 /// - `GET /api/v1/tokens/verify` checks an `hmac-sha256` link for nginx's auth_request;
 /// - `PUT /api/v1/videos/{videoId}` and `GET /api/v1/videos/{videoId}/visits` (admin token).
@@ -43,7 +44,7 @@ public struct VideosFeature: Feature {
     /// An outbox whose oldest visit waited this long has no working consumer.
     static let stalledAfterMillis: UInt64 = 60_000
     static let defaultRecentVisits = 20
-    static let maxRecentVisits = 100
+    static let maxRecentVisits = VisitTable.recentKept
 
     public init(services: Services) throws(SettingsError) {
         self.services = services
@@ -102,6 +103,9 @@ public struct VideosFeature: Feature {
                                   at: StoreClock.nowMillis())
                 do {
                     try outbox.append(visit)
+                } catch is VisitOutbox.Full {
+                    // Health reports the waiting outbox; a line per refused read would flood the log.
+                    throw HTTPError(503, "visit_not_recorded", "the visit could not be recorded; try again")
                 } catch {
                     // A read answered 2xx is a counted visit; one that cannot be recorded is not answered.
                     services.logger.error("cannot record a visit", metadata: ["videoId": "\(videoId)", "error": "\(error)"])
