@@ -13,6 +13,8 @@ public struct Router: Sendable {
     }
 
     private var exact: [String: [String: Route]] = [:]
+    /// Keyed by the lowercased path; tried only when no exact route matches.
+    private var caseInsensitive: [String: [String: Route]] = [:]
     private var parameterised: [Route] = []
 
     public init() {}
@@ -24,6 +26,20 @@ public struct Router: Sendable {
         } else {
             exact[pattern, default: [:]][method] = route
         }
+    }
+
+    /// A literal path that matches in any letter case, for clients of servers that matched
+    /// so (Express); `pattern` is the route's name in logs.
+    public mutating func addCaseInsensitive(_ method: String, _ pattern: String, _ handler: @escaping Handler) {
+        let route = Route(method: method, pattern: pattern, segments: [], handler: handler)
+        caseInsensitive[Self.asciiLowercased(pattern), default: [:]][method] = route
+    }
+
+    /// ASCII letters only, as nginx's `~*` locations compare: no other character may fold
+    /// into a route's spelling (the Kelvin sign into `k`) and reach it past nginx's rules.
+    static func asciiLowercased(_ path: String) -> String {
+        guard path.utf8.contains(where: { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) else { return path }
+        return String(decoding: path.utf8.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 
     public mutating func get(_ pattern: String, _ handler: @escaping Handler) { add("GET", pattern, handler) }
@@ -42,6 +58,10 @@ public struct Router: Sendable {
         if let byMethod = exact[path] {
             if let route = byMethod[effectiveMethod] { return .found(route.handler, route: route.pattern, parameters: [:]) }
             return .methodNotAllowed(route: path, allowed: byMethod.keys.sorted())
+        }
+        if !caseInsensitive.isEmpty, let byMethod = caseInsensitive[Self.asciiLowercased(path)] {
+            if let route = byMethod[effectiveMethod] { return .found(route.handler, route: route.pattern, parameters: [:]) }
+            return .methodNotAllowed(route: byMethod.values.first!.pattern, allowed: byMethod.keys.sorted())
         }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         var allowed: [String] = []
