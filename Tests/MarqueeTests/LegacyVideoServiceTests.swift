@@ -6,15 +6,15 @@ import Testing
 /// scheme (md5-legacy, `?token=`).
 @Suite("LegacyVideoService", .serialized)
 struct LegacyVideoServiceTests {
-    static let sources: [[String: Any]] = [
+    static var sources: [[String: Any]] { [
         ["src": "/Big_Buck_Bunny_1080p_surround_FrostWire.com.mp4", "size": 1080, "type": "video/mp4"],
         ["src": "/Big_Buck_Bunny_720p_surround_FrostWire.com.mp4", "size": 720, "type": "video/mp4"],
-    ]
+    ] }
 
     /// The video of its get-token test, with a fresh MongoDB-style `_id` as it sends one.
-    static let tokenVideo: [String: Any] = [
+    static var tokenVideo: [String: Any] { [
         "_id": "65a1f0c2b4d3e8a9f0123456", "videoId": "12345getToken", "title": "Big Buck Bunny", "sources": sources,
-    ]
+    ] }
 
     static func isHex24(_ value: Any?) -> Bool {
         guard let text = value as? String else { return false }

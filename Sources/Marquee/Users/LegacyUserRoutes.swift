@@ -68,11 +68,12 @@ struct LegacyUserRoutes {
             }
             context.counters.count(outcome)
             switch outcome {
-            case .granted(let lease, _):
+            // Both texts name the stream as this request spelt it, as the earlier service did.
+            case .granted:
                 // "succesful": the earlier service's spelling, which its clients compare against.
-                return Self.html("Request for \(lease.stream) succesful")
-            case .renewed(let lease, _):
-                return Self.html("User \(id!) is already watching \(lease.stream)")
+                return Self.html("Request for \(stream!) succesful")
+            case .renewed:
+                return Self.html("User \(id!) is already watching \(stream!)")
             case .refused:
                 return Self.html("User - \(id!) has exceeded maximum concurrent streams allowed.")
             }
