@@ -22,13 +22,16 @@ struct LegacyVideoServiceTests {
     }
 
     /// A stack whose one CDN signs as the earlier service did, with the catalogue its tests
-    /// read: the fixture video and the get-token test's video.
+    /// read: video 12345 with its database `_id`, and the get-token test's video without one.
     static func start(_ label: String) async throws -> VideoStack {
         let video = try await VideoStack(label) { base in
             [#"{"name": "legacy", "address": "\#(base)", "scheme": "md5-legacy", "keys": [{"id": "legacy-0", "secret": "0000"}]}"#]
         }
         do {
-            let fixture = try JSONSerialization.jsonObject(with: VideoFixtures.data("video-12345.json"))
+            // Video 12345 as the earlier service's database held it, `_id` included: the record
+            // its token request echoes.
+            let record = try JSONSerialization.jsonObject(with: VideoFixtures.data("token-request.json")) as? [String: Any]
+            let fixture = try #require(record?["video"])
             var catalogued = tokenVideo
             catalogued["_id"] = nil
             let file = video.stack.directory.appendingPathComponent("catalogue.json")
