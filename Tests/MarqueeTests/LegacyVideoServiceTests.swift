@@ -1,5 +1,7 @@
 import Foundation
+import LMDBStore
 import Testing
+@testable import Marquee
 
 /// The earlier video service's own end-to-end tests (find-video, then get-token), replayed in
 /// order over HTTP through a real nginx and real workers, against its catalogue and its CDN
@@ -134,5 +136,28 @@ struct LegacyVideoServiceTests {
         let refused = try await stack.client.request("PUT", "/api/v1/videos/sintel", headers: admin, body: wrongType)
         #expect(refused.status == 400)
         #expect(refused.errorCode == "invalid_body")
+    }
+
+    @Test("a video stored before videos had an _id is answered with its generated one, which a later save keeps")
+    func storedWithoutId() throws {
+        let directory = TestPaths.temporaryDirectory("legacy-video-upgrade")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try Store.open(StoreOptions(directory: directory.path, maxBytes: 16 << 20))
+        let catalogue = VideoCatalogue(store: store)
+        let earlier = #"{"sources":[{"size":720,"src":"/a.mp4","type":"video/mp4"}],"title":"Old","videoId":"old"}"#
+        try store.put(VideoKeys.catalogue("old"), Array(earlier.utf8), durable: true)
+
+        let generated = Video.generatedLegacyId(for: "old")
+        #expect(Self.isHex24(generated))
+        let answered = try #require(try catalogue.json(of: "old"))
+        #expect(String(decoding: answered, as: UTF8.self) == #"{"_id":"\#(generated)","# + earlier.dropFirst())
+        #expect(try catalogue.video("old")?.legacyId == generated)
+
+        var replacement = try #require(try catalogue.video("old"))
+        replacement.legacyId = nil
+        replacement.title = "Renamed"
+        #expect(try catalogue.save([replacement]) == 0)
+        #expect(try catalogue.video("old")?.legacyId == generated)
+        #expect(try catalogue.video("old")?.title == "Renamed")
     }
 }
