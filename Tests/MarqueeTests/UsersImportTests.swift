@@ -80,6 +80,23 @@ struct UsersImportTests {
         #expect(try await stack.grant("001", "stream_7").status == 409)
     }
 
+    @Test("streams over the plan's limit, repeated or with an invalid id are not granted, and the line says which")
+    func streamsPastTheLimit() throws {
+        let directory = TestPaths.temporaryDirectory("users-import-limit")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("database.json")
+        let streams: [Any] = ["stream_1", "STREAM_1", "stream_2", "../x", 7, "stream_3"]
+        try JSONSerialization.data(withJSONObject: ["Users": [
+            "u1": ["Name": "One", "Subscription": "Basic Plan", "Status": ["Online": ["Streams": ["activeStreams": 4, "watching": streams]]]],
+        ]]).write(to: file)
+        let result = try runImport(file.path, store: directory.appendingPathComponent("store"), in: directory, label: "limit",
+                                   environment: ["MARQUEE_STREAM_LIMITS": "basic plan=2"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.split(separator: "\n").map(String.init).contains(
+            "imported u1 (2 active streams granted with a lease of 90 s; over the plan's limit, not granted: stream_3; 2 streams with an invalid id left out)"),
+            "\(result.output)")
+    }
+
     @Test("entries it cannot take are skipped with the reason; the rest are imported")
     func skipsWithReasons() throws {
         let directory = TestPaths.temporaryDirectory("users-import-bad")
