@@ -18,6 +18,8 @@ public struct Router: Sendable {
     }
 
     private var exact: [String: [String: Route]] = [:]
+    /// Keyed by the lowercased path; tried only when no exact route matches.
+    private var caseInsensitive: [String: [String: Route]] = [:]
     private var parameterised: [Route] = []
     private var groupAdmission: Admission?
 
@@ -39,19 +41,22 @@ public struct Router: Sendable {
     }
 
     public mutating func add(_ method: String, _ pattern: String, admitting admission: Admission? = nil, _ handler: @escaping Handler) {
-        let checks = [groupAdmission, admission].compactMap { $0 }
-        var guarded = handler
-        if !checks.isEmpty {
-            guarded = { request in
-                for check in checks { try check(request) }
-                return try handler(&request)
-            }
-        }
-        let route = Route(method: method, pattern: pattern, segments: pattern.split(separator: "/", omittingEmptySubsequences: false), handler: guarded)
+        let route = Route(method: method, pattern: pattern, segments: pattern.split(separator: "/", omittingEmptySubsequences: false),
+                          handler: guarded(handler, by: admission))
         if pattern.contains("{") {
             parameterised.append(route)
         } else {
             exact[pattern, default: [:]][method] = route
+        }
+    }
+
+    /// `handler` behind the enclosing group's admission and the route's own.
+    private func guarded(_ handler: @escaping Handler, by admission: Admission?) -> Handler {
+        let checks = [groupAdmission, admission].compactMap { $0 }
+        guard !checks.isEmpty else { return handler }
+        return { request in
+            for check in checks { try check(request) }
+            return try handler(&request)
         }
     }
 
@@ -68,6 +73,22 @@ public struct Router: Sendable {
         add("DELETE", pattern, admitting: admission, handler)
     }
 
+    /// A literal path that matches in any letter case, for clients of servers that matched
+    /// so (Express); `pattern` is the route's name in logs. The group's admission applies as
+    /// to any other route.
+    public mutating func addCaseInsensitive(_ method: String, _ pattern: String, admitting admission: Admission? = nil,
+                                            _ handler: @escaping Handler) {
+        let route = Route(method: method, pattern: pattern, segments: [], handler: guarded(handler, by: admission))
+        caseInsensitive[Self.asciiLowercased(pattern), default: [:]][method] = route
+    }
+
+    /// ASCII letters only, as nginx's `~*` locations compare: no other character may fold
+    /// into a route's spelling (the Kelvin sign into `k`) and reach it past nginx's rules.
+    static func asciiLowercased(_ path: String) -> String {
+        guard path.utf8.contains(where: { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) else { return path }
+        return String(decoding: path.utf8.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+    }
+
     public enum Match {
         case found(Handler, route: String, parameters: [String: String])
         case methodNotAllowed(route: String, allowed: [String])
@@ -79,6 +100,10 @@ public struct Router: Sendable {
         if let byMethod = exact[path] {
             if let route = byMethod[effectiveMethod] { return .found(route.handler, route: route.pattern, parameters: [:]) }
             return .methodNotAllowed(route: path, allowed: byMethod.keys.sorted())
+        }
+        if !caseInsensitive.isEmpty, let byMethod = caseInsensitive[Self.asciiLowercased(path)] {
+            if let route = byMethod[effectiveMethod] { return .found(route.handler, route: route.pattern, parameters: [:]) }
+            return .methodNotAllowed(route: byMethod.values.first!.pattern, allowed: byMethod.keys.sorted())
         }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         var allowed: [String] = []

@@ -23,7 +23,9 @@ public struct TrailersFeature: Feature {
         let runtime = self.runtime
         router.get("/api/v1/trailers") { request in try runtime.trailers(request, shape: .full) }
         router.get("/api/trailer") { request in try runtime.trailers(request, shape: .firstTrailerURL) }
-        router.get("/api/v1/trailer/") { request in try runtime.trailers(request, shape: .trailerURLs) }
+        router.get("/api/v1/trailer/") { request in
+            LegacyTrailerErrors.answer(request) { () throws(HTTPError) in try runtime.trailers(request, shape: .trailerURLs) }
+        }
         router.post("/api/v1/content-events") { request in try runtime.contentEvents(request) }
     }
 

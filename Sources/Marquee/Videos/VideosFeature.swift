@@ -161,7 +161,8 @@ public struct VideosFeature: Feature {
             try errors.check()
             guard let video else { throw HTTPError.badRequest("invalid_body", "the body is not a video") }
             let created = try catalogue.save([video]) == 1
-            return .jsonBytes(created ? 201 : 200, video.json())
+            // The stored answer, with the `_id` the catalogue kept or gave it.
+            return .jsonBytes(created ? 201 : 200, try catalogue.json(of: video.videoId) ?? video.json())
         }
 
         router.get("/api/v1/videos/{videoId}/visits") { request in
