@@ -57,15 +57,15 @@ struct StoreTests {
         let roundsSeen = Set(slots.map { $0.entry.value.first! })
         #expect(roundsSeen.count == 1)
         #expect(slots.allSatisfy { $0.entry.value.count == 2048 })
-        try store.put("after-crash", Array("ok".utf8))
+        try store.put("after-crash", Array("ok".utf8), as: .state)
         #expect(try store.get("after-crash") == Array("ok".utf8))
     }
 
     @Test("a time-to-live expires; the expired entry stays readable as stale until evicted")
     func timeToLive() throws {
         let store = try StoreFixture.open("ttl")
-        try store.put("short", Array("v".utf8), ttl: .milliseconds(150))
-        try store.put("forever", Array("v".utf8))
+        try store.put("short", Array("v".utf8), ttl: .milliseconds(150), as: .disposable)
+        try store.put("forever", Array("v".utf8), as: .state)
         #expect(try store.get("short") != nil)
         usleep(250_000)
         #expect(try store.get("short") == nil)
@@ -76,13 +76,13 @@ struct StoreTests {
     @Test("a full map evicts expired entries first, then the oldest, never state, and never fails a write")
     func boundedSize() throws {
         let store = try StoreFixture.open("bounded", maxBytes: 16 << 20)
-        try store.put("state/user", Array("kept".utf8))
-        try store.put("cache/expired", Array(repeating: 1, count: 1000), ttl: .milliseconds(1))
+        try store.put("state/user", Array("kept".utf8), as: .state)
+        try store.put("cache/expired", Array(repeating: 1, count: 1000), ttl: .milliseconds(1), as: .disposable)
         usleep(5_000)
         let payload = Array(repeating: UInt8(7), count: 16 * 1024)
         // Four times what the map holds: every put must still succeed.
         for index in 0..<4_000 {
-            try store.put("cache/\(index)", payload, ttl: .seconds(3600))
+            try store.put("cache/\(index)", payload, ttl: .seconds(3600), as: .disposable)
         }
         #expect(try store.get("state/user") == Array("kept".utf8))
         #expect(try store.entry("cache/expired") == nil)
@@ -95,7 +95,7 @@ struct StoreTests {
     @Test("prefix scan, delete and purge")
     func scanDeletePurge() throws {
         let store = try StoreFixture.open("scan")
-        for name in ["a/1", "a/2", "a/3", "b/1"] { try store.put(name, Array(name.utf8)) }
+        for name in ["a/1", "a/2", "a/3", "b/1"] { try store.put(name, Array(name.utf8), as: .state) }
         #expect(try store.scan(prefix: "a/").map(\.key) == ["a/1", "a/2", "a/3"])
         #expect(try store.scan(prefix: "a/", after: "a/1", limit: 1).map(\.key) == ["a/2"])
         #expect(try store.delete("a/2"))
@@ -145,7 +145,7 @@ struct StoreTests {
     @Test("single flight: a caller gets the stale value while another leads; a failure is not cached")
     func singleFlightStaleAndFailure() throws {
         let store = try StoreFixture.open("stale")
-        try store.put("k", Array("old".utf8), ttl: .milliseconds(1))
+        try store.put("k", Array("old".utf8), ttl: .milliseconds(1), as: .disposable)
         usleep(5_000)
         let stale = try store.fetch("k", wait: .seconds(1)) {
             // While this call leads, another caller is answered from the expired entry.

@@ -7,14 +7,16 @@ import Glibc
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 3 else {
-    print("usage: StoreStress increment DIR KEY COUNT | count DIR NAME COUNT | write-forever DIR")
+    print("usage: StoreStress increment DIR KEY COUNT | count DIR NAME COUNT | write-forever DIR | fill DIR MAP_MB NAME COUNT")
     exit(2)
 }
-let store = try Store.open(StoreOptions(directory: arguments[2], maxBytes: 64 << 20))
+// Every process of one store must open it with the same map size.
+let mapBytes = arguments[1] == "fill" ? Int(arguments[3])! << 20 : 64 << 20
+let store = try Store.open(StoreOptions(directory: arguments[2], maxBytes: mapBytes))
 switch arguments[1] {
 case "increment":
     for _ in 0..<Int(arguments[4])! {
-        try store.increment(arguments[3])
+        try store.increment(arguments[3], as: .state)
     }
 case "count":
     // Many turns, so that the processes overlap: a lost update would leave the total short.
@@ -31,7 +33,7 @@ case "count":
 case "write-forever":
     var round = 0
     while true {
-        try store.write { txn in
+        try store.write(.state) { txn in
             for slot in 0..<50 {
                 try txn.put("crash/\(slot)", Array(repeating: UInt8(truncatingIfNeeded: round), count: 2048))
             }
@@ -40,6 +42,25 @@ case "write-forever":
         round += 1
         if round == 1 { print("writing"); fflush(nil) }
     }
+case "fill":
+    // State writes of 1–12 KiB until and past a full map. Each answer is one line on stdout:
+    // `ok`, or `full` for a clear StoreError; anything else ends the process with status 1.
+    let name = arguments[4]
+    var full = 0
+    var stored = 0
+    for index in 0..<Int(arguments[5])! {
+        let size = 1024 * (1 + index % 12)
+        do {
+            try store.put("fill/\(name)/\(index)", Array(repeating: UInt8(truncatingIfNeeded: index), count: size), as: .state)
+            stored += 1
+        } catch let error as StoreError where error.isFull {
+            full += 1
+        } catch {
+            print("unexpected \(error)")
+            exit(1)
+        }
+    }
+    print("stored \(stored) full \(full)")
 default:
     print("unknown command \(arguments[1])")
     exit(2)

@@ -23,7 +23,7 @@ public struct VideoCatalogue: Sendable {
     /// Creates or replaces every video in one synced write; answers how many were new.
     @discardableResult
     public func save(_ videos: [Video]) throws -> Int {
-        try store.write(durable: true) { txn in
+        try store.write(.state, durable: true) { txn in
             var created = 0
             for video in videos {
                 let key = VideoKeys.catalogue(video.videoId)
