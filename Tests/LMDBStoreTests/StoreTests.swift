@@ -166,6 +166,111 @@ struct StoreTests {
         #expect(retried.source == .computed)
     }
 
+    @Test("4 processes fill a 4 MiB map past full: none crashes, every write is answered, deletes make room again")
+    func mapFullUnderConcurrentWriters() throws {
+        let directory = StoreFixture.directory("map-full")
+        defer { StoreFixture.remove(directory) }
+        let writes = 1_500
+        let writers = try (0..<4).map { index in
+            let output = Pipe()
+            return (try StoreFixture.stress(["fill", directory, "4", "p\(index)", "\(writes)"], output: output), output)
+        }
+        var refused = 0
+        for (writer, output) in writers {
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            writer.waitUntilExit()
+            #expect(writer.terminationReason == .exit, "killed by signal \(writer.terminationStatus): \(text)")
+            #expect(writer.terminationStatus == 0, "\(text)")
+            // `stored N full M`: every write got one of the two answers.
+            let numbers = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
+            #expect(numbers.count == 2 && numbers[0] + numbers[1] == writes, "\(text)")
+            refused += numbers.last ?? 0
+        }
+        #expect(refused > 0, "the map filled up")
+
+        let store = try Store.open(StoreOptions(directory: directory, maxBytes: 4 << 20))
+        let big = Array(repeating: UInt8(1), count: 12 * 1024)
+        do {
+            try store.put("after/full", big, as: .state)
+            Issue.record("a 12 KiB write fitted into the full map")
+        } catch let error as StoreError {
+            #expect(error.isFull, "\(error)")
+        }
+        // Deletes one at a time, as an operator would: each must find room.
+        let victims = try store.scan(prefix: "fill/p0/", limit: 100)
+        #expect(victims.count == 100)
+        for victim in victims { #expect(try store.delete(victim.key)) }
+        try store.put("after/full", big, as: .state)
+        #expect(try store.get("after/full") == big)
+
+        let again = Pipe()
+        let writer = try StoreFixture.stress(["fill", directory, "4", "again", "20"], output: again)
+        let text = String(decoding: again.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        writer.waitUntilExit()
+        #expect(writer.terminationStatus == 0 && text.hasPrefix("stored "), "\(text)")
+        #expect(!text.hasPrefix("stored 0 "), "another process writes again without a restart: \(text)")
+    }
+
+    @Test("disposable writes stop at the reserve; state writes still find room and are never evicted")
+    func reserveForState() throws {
+        let store = try StoreFixture.open("reserve", maxBytes: 4 << 20)
+        let chunk = Array(repeating: UInt8(3), count: 4096)
+        var disposable = 0
+        var refusal: StoreError?
+        while refusal == nil && disposable < 2_000 {
+            do {
+                // Without a time-to-live, as visits are: nothing for eviction to take.
+                try store.put("visit/\(disposable)", chunk, as: .disposable)
+                disposable += 1
+            } catch let error as StoreError {
+                refusal = error
+            }
+        }
+        let refused = try #require(refusal, "disposable writes filled the whole map")
+        #expect(refused.isFull && !refused.isMapFull, "\(refused)")
+        #expect(refused.description.contains("kept for state"), "\(refused)")
+        #expect(try store.room().disposableRefused)
+        let used = Double(try store.stats().usedBytes) / Double(4 << 20)
+        #expect(used > 0.80 && used < 0.90, "disposable writes stopped at the 85% ceiling, not at \(used)")
+
+        // Accounts and streams: the reserve takes at least 100 of them.
+        for index in 0..<100 {
+            try store.write(.state, durable: true) { txn in
+                try txn.put("user/\(index)", Array(repeating: 7, count: 1024))
+                try txn.put("streams/\(index)", Array("granted".utf8))
+            }
+        }
+        // A cache entry with a time-to-live is refused too: there is no cache left to evict.
+        #expect(throws: StoreError.self) { try store.put("cache/x", chunk, ttl: .seconds(60), as: .disposable) }
+        #expect(try store.get("user/99") != nil)
+        #expect(try store.get("visit/0") == chunk, "disposable entries without a time-to-live are refused, not evicted")
+    }
+
+    @Test("a state write evicts cache entries before it is refused")
+    func cacheEvictedForState() throws {
+        let store = try StoreFixture.open("cache-first", maxBytes: 4 << 20)
+        let chunk = Array(repeating: UInt8(5), count: 4096)
+        for index in 0..<2_000 { try store.put("cache/\(index)", chunk, ttl: .seconds(3600), as: .disposable) }
+        for index in 0..<400 { try store.put("user/\(index)", chunk, as: .state) }
+        #expect(try store.get("user/0") == chunk)
+        #expect(try store.get("cache/0") == nil)
+    }
+
+    @Test("a failed fill's lease is kept for its waiters, then swept")
+    func failedFillLeaseSwept() throws {
+        let store = try StoreFixture.open("lease-sweep")
+        let base = try store.stats().leases
+        struct Broken: Error {}
+        for index in 0..<5 {
+            #expect(throws: Broken.self) { try store.fetch("film/\(index)", wait: .seconds(1)) { throw Broken() } }
+        }
+        #expect(try store.stats().leases == base + 5, "the failures are readable by waiters for a while")
+        #expect(try store.sweepLeases() == 0, "not before their time")
+        usleep(2_200_000)
+        #expect(try store.sweepLeases() == 5)
+        #expect(try store.stats().leases == base)
+    }
+
     static let host: String = {
         let owner = Lease.processOwner
         return String(owner[owner.index(after: owner.firstIndex(of: "@")!)...])
