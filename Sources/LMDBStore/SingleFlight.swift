@@ -110,7 +110,11 @@ extension Store {
             return Fetched(entry: stored, source: .computed)
         } catch {
             _ = try? write(.state) { try $0.releaseLease(leaseName, owner: owner) }
-            throw error
+            // A cache with no room still answers: the value serves this caller unstored.
+            guard let full = error as? StoreError, full.isFull else { throw error }
+            let now = StoreClock.nowMillis()
+            return Fetched(entry: StoreEntry(value: computed.value, writtenAt: now, expiresAt: now + max(1, computed.ttl.milliseconds)),
+                           source: .computed)
         }
     }
 }
