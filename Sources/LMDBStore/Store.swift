@@ -280,7 +280,8 @@ public final class Store: @unchecked Sendable {
         let lastFull = lastFullAt.load(ordering: .relaxed)
         return StoreRoom(
             usedFraction: usage.fraction,
-            disposableRefused: usage.fraction > options.disposableCeiling,
+            // Disposable writes stop short of the ceiling by up to their own size.
+            disposableRefused: usage.fraction > options.disposableCeiling - 0.01,
             lastFullAt: lastFull == 0 ? nil : lastFull
         )
     }
@@ -317,7 +318,7 @@ struct ReaderHandle: @unchecked Sendable {
 public struct StoreRoom: Sendable {
     /// The share of the map that the stored trees use.
     public var usedFraction: Double
-    /// Past the ceiling for disposable writes: only state writes are taken.
+    /// Within 1% of the ceiling for disposable writes: in effect, only state writes are taken.
     public var disposableRefused: Bool
     /// When a write of this process last failed for want of room (ms since the epoch).
     public var lastFullAt: UInt64?

@@ -170,10 +170,11 @@ struct StoreTests {
     func mapFullUnderConcurrentWriters() throws {
         let directory = StoreFixture.directory("map-full")
         defer { StoreFixture.remove(directory) }
-        let writes = 1_500
+        let writes = 4_000
+        let start = StoreClock.nowMillis() + 1_500
         let writers = try (0..<4).map { index in
             let output = Pipe()
-            return (try StoreFixture.stress(["fill", directory, "4", "p\(index)", "\(writes)"], output: output), output)
+            return (try StoreFixture.stress(["fill", directory, "4", "p\(index)", "\(writes)", "\(start)"], output: output), output)
         }
         var refused = 0
         for (writer, output) in writers {
@@ -185,6 +186,7 @@ struct StoreTests {
             let numbers = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
             #expect(numbers.count == 2 && numbers[0] + numbers[1] == writes, "\(text)")
             refused += numbers.last ?? 0
+            #expect(numbers.first ?? 0 > 0, "every writer wrote before the map filled: \(text)")
         }
         #expect(refused > 0, "the map filled up")
 
@@ -197,7 +199,7 @@ struct StoreTests {
             #expect(error.isFull, "\(error)")
         }
         // Deletes one at a time, as an operator would: each must find room.
-        let victims = try store.scan(prefix: "fill/p0/", limit: 100)
+        let victims = try store.scan(prefix: "fill/", limit: 100)
         #expect(victims.count == 100)
         for victim in victims { #expect(try store.delete(victim.key)) }
         try store.put("after/full", big, as: .state)

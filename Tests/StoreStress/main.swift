@@ -7,7 +7,7 @@ import Glibc
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 3 else {
-    print("usage: StoreStress increment DIR KEY COUNT | count DIR NAME COUNT | write-forever DIR | fill DIR MAP_MB NAME COUNT")
+    print("usage: StoreStress increment DIR KEY COUNT | count DIR NAME COUNT | write-forever DIR | fill DIR MAP_MB NAME COUNT [START_MS]")
     exit(2)
 }
 // Every process of one store must open it with the same map size.
@@ -43,13 +43,17 @@ case "write-forever":
         if round == 1 { print("writing"); fflush(nil) }
     }
 case "fill":
-    // State writes of 1–12 KiB until and past a full map. Each answer is one line on stdout:
+    // State writes of 256 bytes to 3 KiB until and past a full map. Each answer is one line on stdout:
     // `ok`, or `full` for a clear StoreError; anything else ends the process with status 1.
     let name = arguments[4]
+    // Processes started one after another begin together, so that their writes interleave.
+    if arguments.count > 6, let start = UInt64(arguments[6]), start > StoreClock.nowMillis() {
+        usleep(useconds_t((start - StoreClock.nowMillis()) * 1000))
+    }
     var full = 0
     var stored = 0
     for index in 0..<Int(arguments[5])! {
-        let size = 1024 * (1 + index % 12)
+        let size = 256 * (1 + index % 12)
         do {
             try store.put("fill/\(name)/\(index)", Array(repeating: UInt8(truncatingIfNeeded: index), count: size), as: .state)
             stored += 1
