@@ -113,6 +113,7 @@ public final class Store: @unchecked Sendable {
     private func writeOnce<T>(_ writeClass: WriteClass, _ body: (StoreTransaction) throws -> T) throws -> (T, Bool) {
         try withWriteTransaction(begin: { () throws(StoreError) in try beginTransaction(flags: 0) }) { txn in
             let transaction = StoreTransaction(txn: txn, dbs: dbs, writable: true)
+            let before = usage(txn).usedPages
             let result = try body(transaction)
             guard transaction.didPut else { return (result, false) }
             // Checked on every write that adds, so that none eats into what it may not use.
@@ -121,8 +122,10 @@ public final class Store: @unchecked Sendable {
                 throw StoreError(code: StoreError.reserveCode, operation: "disposable write above \(Int(options.disposableCeiling * 100))% of the map")
             }
             // The last pages are kept for deletes, which copy the pages they touch: without
-            // them a full map could not be emptied without a restart.
-            if usage.usedPages > usage.mapPages - max(64, usage.mapPages / 100) {
+            // them a full map could not be emptied without a restart. Once a write has reached
+            // into them, only deletes are taken, even writes that would fit in pages in use.
+            let kept = max(64, usage.mapPages / 100)
+            if before > usage.mapPages - kept || usage.usedPages > usage.mapPages - kept / 2 {
                 throw StoreError(code: MDB_MAP_FULL, operation: "write into the pages kept for deletes")
             }
             return (result, usage.fraction > options.evictAbove && shouldCheckUsage())
