@@ -58,7 +58,9 @@ extension Store {
                 throw SingleFlightFailure(payload: lease.payload)
             }
             if lease == nil || lease!.state == .failed || !lease!.isLive(at: now) {
-                let outcome = try write(.disposable) { txn -> (lead: Bool, entry: StoreEntry?) in
+                // A state write: a fill's lease lives no longer than the fill and the sweep, and
+                // without it a crowded store could not even answer unstored.
+                let outcome = try write(.state) { txn -> (lead: Bool, entry: StoreEntry?) in
                     let current = try txn.entry(key)
                     if let current, !current.isExpired(at: txn.now) { return (false, current) }
                     return (try txn.acquireLease(leaseName, owner: owner, ttl: wait + .seconds(1)), current)

@@ -1,8 +1,8 @@
 /// Whether a write may use the part of the map kept for state.
 public enum WriteClass: Sendable {
-    /// Accounts, streams, the catalogue, queues: always finds room while the map has any.
+    /// Accounts, streams, the catalogue, queues, fill leases: always finds room while the map has any.
     case state
-    /// Caches, leases, visits: refused once the map is used past `StoreOptions.disposableCeiling`
+    /// Caches, visits: refused once the map is used past `StoreOptions.disposableCeiling`
     /// and evicting cache entries cannot bring it back below.
     case disposable
 }

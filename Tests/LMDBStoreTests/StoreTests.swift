@@ -246,6 +246,13 @@ struct StoreTests {
         #expect(throws: StoreError.self) { try store.put("cache/x", chunk, ttl: .seconds(60), as: .disposable) }
         #expect(try store.get("user/99") != nil)
         #expect(try store.get("visit/0") == chunk, "disposable entries without a time-to-live are refused, not evicted")
+
+        // A single-flight fill still answers its caller, unstored, and leaves no lease.
+        let leases = try store.stats().leases
+        let fetched = try store.fetch("cache/fetched", wait: .seconds(1)) { (chunk, .seconds(60)) }
+        #expect(fetched.source == .computed && fetched.entry.value == chunk)
+        #expect(try store.entry("cache/fetched") == nil)
+        #expect(try store.stats().leases == leases)
     }
 
     @Test("a state write evicts cache entries before it is refused")
