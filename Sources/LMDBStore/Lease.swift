@@ -118,9 +118,10 @@ extension StoreTransaction {
 }
 
 extension Store {
-    /// Takes or renews the pool-wide lease `name` for this process.
+    /// Takes or renews the pool-wide lease `name` for this process. A state write: a lease is
+    /// small, one per name, and a consumer refused its lease would stop the queue it drains.
     public func acquireLease(_ name: String, ttl: Duration, owner: String = Lease.processOwner) throws -> Bool {
-        try write(.disposable) { try $0.acquireLease(name, owner: owner, ttl: ttl) }
+        try write(.state) { try $0.acquireLease(name, owner: owner, ttl: ttl) }
     }
 
     @discardableResult
