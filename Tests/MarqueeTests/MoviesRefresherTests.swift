@@ -46,7 +46,7 @@ final class MoviesRefresherTests {
 
     /// Moves the last attempt one interval back, so that the next round is due without a wait.
     private func makeDue() throws {
-        try services.store.write { txn in
+        try services.store.write(.state) { txn in
             var state = RefreshState.decode(try txn.get(MoviesRefresher.Keys.state))
             state.lastAttemptAt = state.lastAttemptAt.map { $0 - 1_000 }
             try txn.put(MoviesRefresher.Keys.state, state.encoded())

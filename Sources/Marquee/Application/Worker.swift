@@ -130,6 +130,8 @@ public final class Worker: Sendable {
             if cleared > 0 {
                 services.logger.warning("cleared reader slots left by dead processes", metadata: ["slots": "\(cleared)"])
             }
+            // A fill that failed or whose process died leaves its lease until this sweep.
+            _ = try? store.sweepLeases()
         })
         threads.append(BackgroundThread(name: "log-flush", interval: Self.logFlushInterval) {
             LogOutput.shared.flushAll()
@@ -206,6 +208,9 @@ public final class Worker: Sendable {
                 return try handler(&request)
             } catch let error as HTTPError {
                 return error.response
+            } catch let error as StoreError where error.isFull {
+                services.logger.warning("store full", metadata: ["route": "\(route)", "error": "\(error)"])
+                return HTTPError.storeFull.response
             } catch {
                 services.logger.error("unhandled error", metadata: ["route": "\(route)", "error": "\(error)", "request_id": "\(request.requestId ?? "")"])
                 return HTTPError(500, "internal", "the request failed; the worker log has the cause").response

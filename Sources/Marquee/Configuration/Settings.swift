@@ -7,6 +7,8 @@ public struct Settings: Sendable {
     public var storeDirectory: String
     public var storeMaxBytes: Int
     public var storeSync: StoreOptions.SyncMode
+    /// The share of the map that cache and visit writes may not use.
+    public var storeReserve: Double
     public var threads: Int
     public var maxBodyBytes: Int
     public var drainTime: Duration
@@ -49,6 +51,7 @@ public struct Settings: Sendable {
         storeDirectory = reader.string("MARQUEE_STORE_DIR", default: defaultStore)
         storeMaxBytes = try reader.int("MARQUEE_STORE_MAX_MB", default: 1024, range: 16...1_048_576) << 20
         storeSync = try reader.choice("MARQUEE_STORE_SYNC", default: StoreOptions.SyncMode.durable)
+        storeReserve = Double(try reader.int("MARQUEE_STORE_RESERVE_PERCENT", default: 15, range: 5...50)) / 100
         threads = try reader.int("MARQUEE_THREADS", default: 8, range: 1...256)
         maxBodyBytes = try reader.int("MARQUEE_MAX_BODY_BYTES", default: 1 << 20, range: 1...(64 << 20))
         drainTime = try reader.seconds("MARQUEE_DRAIN_SECONDS", default: .seconds(10), range: 0...600)
@@ -75,6 +78,10 @@ public struct Settings: Sendable {
     }
 
     public var storeOptions: StoreOptions {
-        StoreOptions(directory: storeDirectory, maxBytes: storeMaxBytes, sync: storeSync)
+        // Eviction of cache entries starts below the reserve's edge, so that cache writes are
+        // refused only when state alone fills the rest of the map.
+        let evictAbove = min(0.80, 1 - storeReserve - 0.05)
+        return StoreOptions(directory: storeDirectory, maxBytes: storeMaxBytes, sync: storeSync,
+                            evictAbove: evictAbove, evictDownTo: evictAbove - 0.15, reserve: storeReserve)
     }
 }

@@ -18,6 +18,20 @@ public struct HealthFeature: Feature {
 
     private static let ok = Array(#"{"status":"ok"}"#.utf8)
 
+    /// A store that refused a write for want of room in the last minute, or that takes only
+    /// state writes, is degraded: writes answer 507 until the operator makes room.
+    static func storeRoomReason(_ store: Store) -> String? {
+        guard let room = try? store.room() else { return nil }
+        let percent = Int(room.usedFraction * 100)
+        if let last = room.lastFullAt, last + 60_000 > StoreClock.nowMillis() {
+            return "full: a write found no room in the last minute (\(percent)% of the map in use)"
+        }
+        if room.disposableRefused {
+            return "\(percent)% of the map in use: cache and visit writes are refused, the reserve is kept for state"
+        }
+        return nil
+    }
+
     public func register(in router: inout Router) {
         let services = self.services
         let peers = self.peers
@@ -26,6 +40,7 @@ public struct HealthFeature: Feature {
                 return .json(503, JSONValue.object(["status": .string("unavailable"), "reason": .string(reason)]))
             }
             var reasons: [String: JSONValue] = [:]
+            if let reason = Self.storeRoomReason(store) { reasons["store"] = .string(reason) }
             for feature in peers() {
                 if let reason = feature.degradation() { reasons[feature.name] = .string(reason) }
             }

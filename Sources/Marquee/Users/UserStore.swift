@@ -71,7 +71,7 @@ struct UserStore: Sendable {
         var results: [Imported] = []
         for start in stride(from: 0, to: identified.count, by: batchSize) {
             let batch = identified[start..<min(start + batchSize, identified.count)]
-            results += try store.write(durable: true) { transaction in
+            results += try store.write(.state, durable: true) { transaction in
                 try batch.map { entry in
                     let outcome = try Self.insert(entry.user, id: entry.id, in: transaction)
                     guard case .created(let record) = outcome, !entry.streams.isEmpty else { return Imported(outcome: outcome) }
@@ -107,7 +107,7 @@ struct UserStore: Sendable {
 
     /// Deletes the user, its listing entry and its streams in one synced transaction.
     func delete(_ id: String) throws -> UserRecord? {
-        try store.write(durable: true) { transaction in
+        try store.write(.state, durable: true) { transaction in
             guard let bytes = try transaction.get(Key.user(id)) else { return nil }
             let record = try UserRecord.decode(bytes)
             try transaction.delete(Key.user(id))
@@ -167,7 +167,7 @@ struct UserStore: Sendable {
     /// The limit check and the grant in one write transaction: LMDB's single writer makes it
     /// atomic across every thread of every worker.
     func grant(_ stream: String, to id: String, settings: StreamSettings) throws -> GrantResult {
-        try store.write { transaction in
+        try store.write(.state) { transaction in
             guard let bytes = try transaction.get(Key.user(id)) else { return .unknownUser }
             let limit = settings.limit(for: try UserRecord.decode(bytes).subscription)
             var state = try StreamState.decode(transaction.get(Key.streams(id)))
@@ -186,7 +186,7 @@ struct UserStore: Sendable {
     }
 
     func renew(_ stream: String, of id: String, lease: Duration) throws -> LeaseResult<StreamState.Lease> {
-        try store.write { transaction in
+        try store.write(.state) { transaction in
             guard try transaction.get(Key.user(id)) != nil else { return .unknownUser }
             var state = try StreamState.decode(transaction.get(Key.streams(id)))
             guard let renewed = state.renew(stream, now: transaction.now, lease: lease) else { return .notActive }
@@ -196,7 +196,7 @@ struct UserStore: Sendable {
     }
 
     func release(_ stream: String, of id: String) throws -> LeaseResult<Void> {
-        try store.write { transaction in
+        try store.write(.state) { transaction in
             guard try transaction.get(Key.user(id)) != nil else { return .unknownUser }
             var state = try StreamState.decode(transaction.get(Key.streams(id)))
             guard state.release(stream, now: transaction.now) else { return .notActive }

@@ -34,7 +34,7 @@ public struct VideoCatalogue: Sendable {
     /// video given without an `_id` keeps the one it is stored with, or gets its generated one.
     @discardableResult
     public func save(_ videos: [Video]) throws -> Int {
-        try store.write(durable: true) { txn in
+        try store.write(.state, durable: true) { txn in
             var created = 0
             for var video in videos {
                 let key = VideoKeys.catalogue(video.videoId)

@@ -10,8 +10,8 @@ import LMDBStore
 /// consumer interval while a consumer runs, at most `maxQueued` when none does (any durable
 /// write of another feature flushes them too).
 ///
-/// Every write of visit state goes through `write(durable:_:)`, so that the store treats all of
-/// it alike.
+/// Every write of visit state goes through `write(durable:_:)`, as a disposable write: near a
+/// full map, visits are refused before accounts, streams and the catalogue are.
 public struct VisitOutbox: Sendable {
     let store: Store
     /// Visits waiting to be moved, pool-wide; a read past it is refused rather than stored.
@@ -39,7 +39,7 @@ public struct VisitOutbox: Sendable {
 
     /// The one place visit state is written.
     func write<T>(durable: Bool, _ body: (StoreTransaction) throws -> T) throws -> T {
-        try store.write(durable: durable, body)
+        try store.write(.disposable, durable: durable, body)
     }
 
     static func number(_ txn: StoreTransaction, _ key: String) throws -> Int {
