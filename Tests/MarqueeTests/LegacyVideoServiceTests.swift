@@ -145,7 +145,7 @@ struct LegacyVideoServiceTests {
         let store = try Store.open(StoreOptions(directory: directory.path, maxBytes: 16 << 20))
         let catalogue = VideoCatalogue(store: store)
         let earlier = #"{"sources":[{"size":720,"src":"/a.mp4","type":"video/mp4"}],"title":"Old","videoId":"old"}"#
-        try store.put(VideoKeys.catalogue("old"), Array(earlier.utf8), durable: true)
+        try store.put(VideoKeys.catalogue("old"), Array(earlier.utf8), as: .state, durable: true)
 
         let generated = Video.generatedLegacyId(for: "old")
         #expect(Self.isHex24(generated))

@@ -92,7 +92,7 @@ struct VideoVisitUnitTests {
         #expect(try table.visits(of: "other", limit: .max).count == VisitTable.recentKept)
         #expect(try outbox.figures().queued == 0)
 
-        _ = try store.increment(VideoKeys.enqueued, by: Int64(VisitOutbox.maxQueued))
+        _ = try store.increment(VideoKeys.enqueued, by: Int64(VisitOutbox.maxQueued), as: .disposable)
         #expect(throws: VisitOutbox.Full.self) { try outbox.append(Self.visit(userAgent: "one too many")) }
         #expect(try outbox.isEmpty())
     }

@@ -40,7 +40,7 @@ public struct HealthFeature: Feature {
                 return .json(503, JSONValue.object(["status": .string("unavailable"), "reason": .string(reason)]))
             }
             var reasons: [String: JSONValue] = [:]
-            if let reason = Self.storeRoomReason(store) { reasons["store"] = .string(reason) }
+            if let reason = Self.storeRoomReason(services.store) { reasons["store"] = .string(reason) }
             for feature in peers() {
                 if let reason = feature.degradation() { reasons[feature.name] = .string(reason) }
             }

@@ -26,7 +26,10 @@ final class StoreProbe: Sendable {
         state.withLock { $0.writingSince = .now }
         var failure: String?
         do {
-            try store.put(Self.key, Array("\(getpid()) \(StoreClock.nowMillis())".utf8))
+            try store.put(Self.key, Array("\(getpid()) \(StoreClock.nowMillis())".utf8), as: .state)
+        } catch let error as StoreError where error.isFull {
+            // The write lock was taken and answered: the store makes progress. A full map is
+            // health's "degraded" store reason, not a stalled store.
         } catch {
             failure = "\(error)"
         }
