@@ -4,9 +4,12 @@ import CFastCGI
 /// params and streams when the request finishes, so everything kept is copied out.
 public struct FastCGIRequest {
     let raw: UnsafeMutablePointer<FCGX_Request>
+    /// Lets another thread answer this request first, when the responder takes too long.
+    public let exchange: FastCGIExchange
 
-    init(raw: UnsafeMutablePointer<FCGX_Request>) {
+    init(raw: UnsafeMutablePointer<FCGX_Request>, exchange: FastCGIExchange) {
         self.raw = raw
+        self.exchange = exchange
     }
 
     /// A FastCGI param (REQUEST_METHOD, REQUEST_URI, QUERY_STRING, CONTENT_TYPE, CONTENT_LENGTH,
@@ -32,11 +35,11 @@ public struct FastCGIRequest {
 
     public var method: String { param("REQUEST_METHOD") ?? "GET" }
 
-    /// The path of REQUEST_URI, without the query string.
-    public var path: String {
-        let uri = param("DOCUMENT_URI") ?? param("REQUEST_URI") ?? "/"
-        return uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(uri[..<$0]) } ?? uri
-    }
+    /// DOCUMENT_URI whole: nginx's `$uri`, decoded once and normalised (`//`, `/./`, `/../`
+    /// resolved), the very path nginx matched its locations against, so that nginx and the
+    /// router never disagree on a spelling. Being decoded, a `?` in it is part of the path (it
+    /// was `%3F`), never the start of a query. Without DOCUMENT_URI nothing is routable.
+    public var path: String { param("DOCUMENT_URI") ?? "" }
 
     public var queryString: String { param("QUERY_STRING") ?? "" }
 

@@ -166,9 +166,11 @@ public final class FastCGIServer: @unchecked Sendable {
             request.pointee.ipcFd = -1
             return
         }
-        let response = responder(FastCGIRequest(raw: request))
+        let exchange = FastCGIExchange(connection: connection, requestId: request.pointee.requestId)
+        let response = responder(FastCGIRequest(raw: request, exchange: exchange))
         let out = request.pointee.out!
-        if !ResponseRecords.write(head: response.head(), body: response.body, requestId: request.pointee.requestId, to: connection) {
+        if exchange.finish(),
+           !ResponseRecords.write(head: response.head(), body: response.body, requestId: request.pointee.requestId, to: connection) {
             out.pointee.FCGI_errno = errno
         }
         // The stream's records are written: FCGX_Finish_r must not write them again.

@@ -89,6 +89,27 @@ extension StoreTransaction {
         return try deleteRaw(dbs.leases, Array(name.utf8))
     }
 
+    /// Deletes up to `limit` leases that no live owner holds: expired ones, failures kept past
+    /// their time, and those of processes gone from this host. Returns how many went.
+    public func sweepLeases(limit: Int = .max) throws -> Int {
+        var stale: [[UInt8]] = []
+        try withCursor(dbs.leases) { cursor in
+            var key = MDB_val()
+            var value = MDB_val()
+            var rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
+            while rc == 0 && stale.count < limit {
+                let bytes = Array(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
+                if Lease.decode(bytes).map({ !$0.isLive(at: now) }) ?? true {
+                    stale.append(Array(UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size)))
+                }
+                rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+            }
+            if rc != 0 && rc != MDB_NOTFOUND { throw StoreError(code: rc, operation: "mdb_cursor_get") }
+        }
+        for name in stale { try deleteRaw(dbs.leases, name) }
+        return stale.count
+    }
+
     func failLease(_ name: String, owner: String, payload: [UInt8], keepFor: Duration) throws {
         guard let current = try lease(name), current.owner == owner else { return }
         let failed = Lease(owner: owner, expiresAt: now + keepFor.milliseconds, state: .failed, changedAt: now, payload: payload)
@@ -97,14 +118,21 @@ extension StoreTransaction {
 }
 
 extension Store {
-    /// Takes or renews the pool-wide lease `name` for this process.
+    /// Takes or renews the pool-wide lease `name` for this process. A state write: a lease is
+    /// small, one per name, and a consumer refused its lease would stop the queue it drains.
     public func acquireLease(_ name: String, ttl: Duration, owner: String = Lease.processOwner) throws -> Bool {
-        try write { try $0.acquireLease(name, owner: owner, ttl: ttl) }
+        try write(.state) { try $0.acquireLease(name, owner: owner, ttl: ttl) }
     }
 
     @discardableResult
     public func releaseLease(_ name: String, owner: String = Lease.processOwner) throws -> Bool {
-        try write { try $0.releaseLease(name, owner: owner) }
+        try write(.state) { try $0.releaseLease(name, owner: owner) }
+    }
+
+    /// Deletes the leases that no live owner holds (see `StoreTransaction.sweepLeases`).
+    @discardableResult
+    public func sweepLeases() throws -> Int {
+        try write(.state) { try $0.sweepLeases(limit: 10_000) }
     }
 
     public func lease(_ name: String) throws -> Lease? {

@@ -58,7 +58,9 @@ extension Store {
                 throw SingleFlightFailure(payload: lease.payload)
             }
             if lease == nil || lease!.state == .failed || !lease!.isLive(at: now) {
-                let outcome = try write { txn -> (lead: Bool, entry: StoreEntry?) in
+                // A state write: a fill's lease lives no longer than the fill and the sweep, and
+                // without it a crowded store could not even answer unstored.
+                let outcome = try write(.state) { txn -> (lead: Bool, entry: StoreEntry?) in
                     let current = try txn.entry(key)
                     if let current, !current.isExpired(at: txn.now) { return (false, current) }
                     return (try txn.acquireLease(leaseName, owner: owner, ttl: wait + .seconds(1)), current)
@@ -82,6 +84,13 @@ extension Store {
         }
     }
 
+    /// Whether a caller, in any process, is computing `key` now: a `fetch` of it would wait for
+    /// that caller's answer rather than compute it again.
+    public func isFilling(_ key: String) throws -> Bool {
+        guard let lease = try lease("fill/\(key)") else { return false }
+        return lease.state != .failed && lease.isLive(at: StoreClock.nowMillis())
+    }
+
     private func lead(
         key: String,
         leaseName: String,
@@ -94,14 +103,27 @@ extension Store {
             computed = try compute()
         } catch {
             let payload = failurePayload(error)
-            _ = try? write { try $0.failLease(leaseName, owner: owner, payload: payload, keepFor: .seconds(2)) }
+            // Ending a claim is a state write, so that a crowded store never keeps it held; the
+            // failure stays readable for `keepFor`, then the lease sweep deletes it.
+            if (try? write(.state) { try $0.failLease(leaseName, owner: owner, payload: payload, keepFor: .seconds(2)) }) == nil {
+                _ = try? write(.state) { try $0.releaseLease(leaseName, owner: owner) }
+            }
             throw error
         }
-        let stored = try write { txn -> StoreEntry in
-            try txn.put(key, computed.value, ttl: computed.ttl)
-            try txn.releaseLease(leaseName, owner: owner)
-            return try txn.entry(key)!
+        do {
+            let stored = try write(.disposable) { txn -> StoreEntry in
+                try txn.put(key, computed.value, ttl: computed.ttl)
+                try txn.releaseLease(leaseName, owner: owner)
+                return try txn.entry(key)!
+            }
+            return Fetched(entry: stored, source: .computed)
+        } catch {
+            _ = try? write(.state) { try $0.releaseLease(leaseName, owner: owner) }
+            // A cache with no room still answers: the value serves this caller unstored.
+            guard let full = error as? StoreError, full.isFull else { throw error }
+            let now = StoreClock.nowMillis()
+            return Fetched(entry: StoreEntry(value: computed.value, writtenAt: now, expiresAt: now + max(1, computed.ttl.milliseconds)),
+                           source: .computed)
         }
-        return Fetched(entry: stored, source: .computed)
     }
 }

@@ -25,6 +25,8 @@ public final class Store: @unchecked Sendable {
     }()
     private let writesSinceUsageCheck = Atomic<Int>(0)
     private let counters = Mutex<[String: SharedCounter]>([:])
+    /// When a write of this process last failed for want of room, in milliseconds since the epoch.
+    private let lastFullAt = Atomic<UInt64>(0)
 
     private static let openStores = Mutex<[String: Store]>([:])
 
@@ -72,22 +74,29 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Runs `body` in the pool-wide write transaction: every process sees all of it or none.
+    /// `writeClass` says whether the write may use the map's reserve (see `WriteClass`).
     /// `durable` flushes the commit to disk before returning, whatever the sync mode.
     /// A full map evicts cache entries and runs `body` again, so `body` must not have effects
-    /// outside the transaction.
-    public func write<T>(durable: Bool = false, _ body: (StoreTransaction) throws -> T) throws -> T {
+    /// outside the transaction. When eviction frees too little, the write throws a `StoreError`
+    /// whose `isFull` is true, and the store takes writes again once room is freed.
+    public func write<T>(_ writeClass: WriteClass, durable: Bool = false, _ body: (StoreTransaction) throws -> T) throws -> T {
         var attempt = 0
         while true {
             do {
-                let (result, crowded) = try writeOnce(body)
+                let (result, crowded) = try writeOnce(writeClass, body)
                 if durable && options.sync == .durable {
                     try check(mdb_env_sync(env, 1), "mdb_env_sync")
                 }
                 if crowded { _ = try? evict() }
                 return result
-            } catch let error as StoreError where error.isMapFull && attempt < 3 {
+            } catch let error as StoreError where error.isFull {
+                // The eviction's own commit may find the map full too; then nothing was freed.
+                let freed = attempt < 3 ? ((try? evict(force: error.isMapFull)) ?? 0) : 0
+                guard freed > 0 else {
+                    lastFullAt.store(StoreClock.nowMillis(), ordering: .relaxed)
+                    throw error
+                }
                 attempt += 1
-                _ = try evict(force: true)
             } catch let error as StoreError where error.isMapResized && attempt < 3 {
                 attempt += 1
                 try check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize")
@@ -95,17 +104,25 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    private func writeOnce<T>(_ body: (StoreTransaction) throws -> T) throws -> (T, Bool) {
-        let txn = try beginTransaction(flags: 0)
-        let transaction = StoreTransaction(txn: txn, dbs: dbs, writable: true)
-        do {
+    private func writeOnce<T>(_ writeClass: WriteClass, _ body: (StoreTransaction) throws -> T) throws -> (T, Bool) {
+        try withWriteTransaction(begin: { () throws(StoreError) in try beginTransaction(flags: 0) }) { txn in
+            let transaction = StoreTransaction(txn: txn, dbs: dbs, writable: true)
+            let before = usage(txn).usedPages
             let result = try body(transaction)
-            let crowded = transaction.didWrite && shouldCheckUsage() && usage(txn).fraction > options.evictAbove
-            try check(mdb_txn_commit(txn), "mdb_txn_commit")
-            return (result, crowded)
-        } catch {
-            mdb_txn_abort(txn)
-            throw error
+            guard transaction.didPut else { return (result, false) }
+            // Checked on every write that adds, so that none eats into what it may not use.
+            let usage = usage(txn)
+            if writeClass == .disposable && usage.fraction > options.disposableCeiling {
+                throw StoreError(code: StoreError.reserveCode, operation: "disposable write above \(Int(options.disposableCeiling * 100))% of the map")
+            }
+            // The last pages are kept for deletes, which copy the pages they touch: without
+            // them a full map could not be emptied without a restart. Once a write has reached
+            // into them, only deletes are taken, even writes that would fit in pages in use.
+            let kept = max(64, usage.mapPages / 100)
+            if before > usage.mapPages - kept || usage.usedPages > usage.mapPages - kept / 2 {
+                throw StoreError(code: MDB_MAP_FULL, operation: "write into the pages kept for deletes")
+            }
+            return (result, usage.fraction > options.evictAbove && shouldCheckUsage())
         }
     }
 
@@ -184,13 +201,14 @@ public final class Store: @unchecked Sendable {
         try read { try $0.entry(key) }
     }
 
-    public func put(_ key: String, _ value: [UInt8], ttl: Duration? = nil, durable: Bool = false) throws {
-        try write(durable: durable) { try $0.put(key, value, ttl: ttl) }
+    public func put(_ key: String, _ value: [UInt8], ttl: Duration? = nil, as writeClass: WriteClass, durable: Bool = false) throws {
+        try write(writeClass, durable: durable) { try $0.put(key, value, ttl: ttl) }
     }
 
+    /// Deletes need no room of their own, so they run as state writes.
     @discardableResult
     public func delete(_ key: String) throws -> Bool {
-        try write { try $0.delete(key) }
+        try write(.state) { try $0.delete(key) }
     }
 
     public func scan(prefix: String, after: String? = nil, limit: Int = .max) throws -> [(key: String, entry: StoreEntry)] {
@@ -199,8 +217,8 @@ public final class Store: @unchecked Sendable {
 
     /// Adds `delta` to the integer under `key` and returns the new value, atomically pool-wide.
     @discardableResult
-    public func increment(_ key: String, by delta: Int64 = 1, durable: Bool = false) throws -> Int64 {
-        try write(durable: durable) { try $0.increment(key, by: delta) }
+    public func increment(_ key: String, by delta: Int64 = 1, as writeClass: WriteClass, durable: Bool = false) throws -> Int64 {
+        try write(writeClass, durable: durable) { try $0.increment(key, by: delta) }
     }
 
     // MARK: Maintenance
@@ -216,7 +234,7 @@ public final class Store: @unchecked Sendable {
     /// Deletes every entry whose key starts with `prefix`, with its index entries.
     @discardableResult
     public func purge(prefix: String) throws -> Int {
-        try write { txn in
+        try write(.state) { txn in
             var removed = 0
             for (key, _) in try txn.scan(prefix: prefix, after: nil, limit: .max) where try txn.delete(key) {
                 removed += 1
@@ -246,9 +264,23 @@ public final class Store: @unchecked Sendable {
                 usedBytes: usage.usedPages * usage.pageSize,
                 mapBytes: info.me_mapsize,
                 readers: readerCount,
-                maxReaders: Int(options.maxReaders)
+                maxReaders: Int(options.maxReaders),
+                reserveBytes: Int(Double(info.me_mapsize) * (1 - options.disposableCeiling)),
+                lastFullAt: lastFullAt.load(ordering: .relaxed)
             )
         }
+    }
+
+    /// How much room writes have, cheap enough for every health check.
+    public func room() throws -> StoreRoom {
+        let usage = try read { self.usage($0.txn) }
+        let lastFull = lastFullAt.load(ordering: .relaxed)
+        return StoreRoom(
+            usedFraction: usage.fraction,
+            // Disposable writes stop short of the ceiling by up to their own size.
+            disposableRefused: usage.fraction > options.disposableCeiling - 0.01,
+            lastFullAt: lastFull == 0 ? nil : lastFull
+        )
     }
 
     struct Usage {
@@ -280,6 +312,15 @@ struct ReaderHandle: @unchecked Sendable {
     let txn: OpaquePointer
 }
 
+public struct StoreRoom: Sendable {
+    /// The share of the map that the stored trees use.
+    public var usedFraction: Double
+    /// Within 1% of the ceiling for disposable writes: in effect, only state writes are taken.
+    public var disposableRefused: Bool
+    /// When a write of this process last failed for want of room (ms since the epoch).
+    public var lastFullAt: UInt64?
+}
+
 public struct StoreStats: Sendable, Codable {
     public var entries: Int
     public var leases: Int
@@ -287,6 +328,13 @@ public struct StoreStats: Sendable, Codable {
     public var mapBytes: Int
     public var readers: Int
     public var maxReaders: Int
+    /// The part of the map that only state writes may use.
+    public var reserveBytes: Int
+    /// When a write of this process last failed for want of room (ms since the epoch), or 0.
+    public var lastFullAt: UInt64
+
+    /// Disposable writes are refused: the pages in use reach into the reserve.
+    public var isInReserve: Bool { usedBytes > mapBytes - reserveBytes }
 }
 
 struct Databases: Sendable {
@@ -300,20 +348,40 @@ struct Databases: Sendable {
     var all: [MDB_dbi] { [data, expiry, age, leases] }
 
     static func open(_ env: OpaquePointer) throws(StoreError) -> Databases {
-        var txn: OpaquePointer?
-        try check(mdb_txn_begin(env, nil, 0, &txn), "mdb_txn_begin")
-        func dbi(_ name: String) throws(StoreError) -> MDB_dbi {
-            var handle = MDB_dbi()
-            try check(mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &handle), "mdb_dbi_open \(name)")
-            return handle
-        }
         do {
-            let dbs = Databases(data: try dbi("data"), expiry: try dbi("expiry"), age: try dbi("age"), leases: try dbi("leases"))
-            try check(mdb_txn_commit(txn), "mdb_txn_commit")
-            return dbs
-        } catch {
-            mdb_txn_abort(txn)
+            return try withWriteTransaction(begin: { () throws(StoreError) -> OpaquePointer in
+                var txn: OpaquePointer?
+                try check(mdb_txn_begin(env, nil, 0, &txn), "mdb_txn_begin")
+                return txn!
+            }) { txn in
+                func dbi(_ name: String) throws(StoreError) -> MDB_dbi {
+                    var handle = MDB_dbi()
+                    try check(mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &handle), "mdb_dbi_open \(name)")
+                    return handle
+                }
+                return Databases(data: try dbi("data"), expiry: try dbi("expiry"), age: try dbi("age"), leases: try dbi("leases"))
+            }
+        } catch let error as StoreError {
             throw error
+        } catch {
+            throw StoreError(code: EIO, operation: "open databases: \(error)")
         }
     }
+}
+
+/// Begins a write transaction, runs `body` in it and commits it: the one place where a write
+/// transaction ends. `mdb_txn_commit` frees the transaction whatever its result (a failed
+/// commit, MAP_FULL for one, has already aborted it), so after it the handle is never touched;
+/// only a `body` that throws leads to `mdb_txn_abort`.
+func withWriteTransaction<T>(begin: () throws(StoreError) -> OpaquePointer, _ body: (OpaquePointer) throws -> T) throws -> T {
+    let txn = try begin()
+    let result: T
+    do {
+        result = try body(txn)
+    } catch {
+        mdb_txn_abort(txn)
+        throw error
+    }
+    try check(mdb_txn_commit(txn), "mdb_txn_commit")
+    return result
 }

@@ -10,11 +10,18 @@ public struct StoreError: Error, CustomStringConvertible, Equatable {
         self.operation = operation
     }
 
+    /// Marquee's own code: a disposable write would have used the reserve kept for state.
+    public static let reserveCode: Int32 = -30_000
+
     public var isMapFull: Bool { code == MDB_MAP_FULL }
+    /// The map is full, or a disposable write was refused the reserve: the write was not done,
+    /// and the store takes writes again once room is freed.
+    public var isFull: Bool { code == MDB_MAP_FULL || code == Self.reserveCode }
     public var isMapResized: Bool { code == MDB_MAP_RESIZED }
 
     public var description: String {
-        "\(operation): \(String(cString: mdb_strerror(code)))"
+        if code == Self.reserveCode { return "\(operation): the rest of the map is kept for state" }
+        return "\(operation): \(String(cString: mdb_strerror(code)))"
     }
 }
 

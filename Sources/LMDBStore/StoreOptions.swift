@@ -1,3 +1,12 @@
+/// Whether a write may use the part of the map kept for state.
+public enum WriteClass: Sendable {
+    /// Accounts, streams, the catalogue, queues, fill leases: always finds room while the map has any.
+    case state
+    /// Caches, visits: refused once the map is used past `StoreOptions.disposableCeiling`
+    /// and evicting cache entries cannot bring it back below.
+    case disposable
+}
+
 /// How an environment is opened. Every process of the pool must use the same options.
 public struct StoreOptions: Sendable {
     /// What a commit waits for before it returns.
@@ -21,6 +30,10 @@ public struct StoreOptions: Sendable {
     public var evictAbove: Double
     /// Eviction stops once the pages in use fall below this share of the map.
     public var evictDownTo: Double
+    /// The share of the map kept for state writes: a disposable write that would leave the
+    /// pages in use above `disposableCeiling` is refused once eviction cannot make room.
+    public var reserve: Double
+    public var disposableCeiling: Double { 1 - reserve }
 
     public init(
         directory: String,
@@ -28,7 +41,8 @@ public struct StoreOptions: Sendable {
         sync: SyncMode = .durable,
         maxReaders: UInt32 = 1024,
         evictAbove: Double = 0.80,
-        evictDownTo: Double = 0.65
+        evictDownTo: Double = 0.65,
+        reserve: Double = 0.15
     ) {
         self.directory = directory
         self.maxBytes = maxBytes
@@ -36,5 +50,6 @@ public struct StoreOptions: Sendable {
         self.maxReaders = maxReaders
         self.evictAbove = evictAbove
         self.evictDownTo = evictDownTo
+        self.reserve = reserve
     }
 }

@@ -15,6 +15,8 @@ public final class StoreTransaction {
     public let writable: Bool
     public let now: UInt64
     private(set) var didWrite = false
+    /// Something was added or replaced, not only deleted: the transaction may need room.
+    private(set) var didPut = false
 
     init(txn: OpaquePointer, dbs: Databases, writable: Bool) {
         self.txn = txn
@@ -159,6 +161,7 @@ public final class StoreTransaction {
         }
         try check(rc, "mdb_put")
         didWrite = true
+        didPut = true
     }
 
     @discardableResult

@@ -15,8 +15,10 @@ struct UsersCommand: ParsableCommand {
             discussion: """
                 Adds every user of FILE ({"Users": {"<id>": {"Name", "Subscription", ...}}}) that the \
                 store does not hold yet, and prints one line per user: imported, or skipped and why. \
-                Users already present are skipped, so running it again changes nothing. Active streams \
-                are not carried over. Safe while the workers run. Exits 1 when FILE cannot be read.
+                Users already present are skipped, so running it again changes nothing. Each user's active \
+                streams are granted with a normal lease (MARQUEE_STREAM_LEASE_SECONDS, within the plan's \
+                limit): a player that keeps renewing keeps its slot, one that is gone frees it when the \
+                lease ends. Safe while the workers run. Exits 1 when FILE cannot be read.
                 """
         )
         @OptionGroup var options: StoreCommand.Options
@@ -26,8 +28,11 @@ struct UsersCommand: ParsableCommand {
             let store = try options.open()
             let report: LegacyImport.Report
             do {
-                report = try LegacyImport.run(file: file, store: store)
+                report = try LegacyImport.run(file: file, store: store, settings: SettingsReader.current())
             } catch let error as LegacyImport.FileError {
+                FileHandle.standardError.write(Data("marquee: \(error)\n".utf8))
+                throw ExitCode(1)
+            } catch let error as SettingsError {
                 FileHandle.standardError.write(Data("marquee: \(error)\n".utf8))
                 throw ExitCode(1)
             }

@@ -57,15 +57,15 @@ struct StoreTests {
         let roundsSeen = Set(slots.map { $0.entry.value.first! })
         #expect(roundsSeen.count == 1)
         #expect(slots.allSatisfy { $0.entry.value.count == 2048 })
-        try store.put("after-crash", Array("ok".utf8))
+        try store.put("after-crash", Array("ok".utf8), as: .state)
         #expect(try store.get("after-crash") == Array("ok".utf8))
     }
 
     @Test("a time-to-live expires; the expired entry stays readable as stale until evicted")
     func timeToLive() throws {
         let store = try StoreFixture.open("ttl")
-        try store.put("short", Array("v".utf8), ttl: .milliseconds(150))
-        try store.put("forever", Array("v".utf8))
+        try store.put("short", Array("v".utf8), ttl: .milliseconds(150), as: .disposable)
+        try store.put("forever", Array("v".utf8), as: .state)
         #expect(try store.get("short") != nil)
         usleep(250_000)
         #expect(try store.get("short") == nil)
@@ -76,13 +76,13 @@ struct StoreTests {
     @Test("a full map evicts expired entries first, then the oldest, never state, and never fails a write")
     func boundedSize() throws {
         let store = try StoreFixture.open("bounded", maxBytes: 16 << 20)
-        try store.put("state/user", Array("kept".utf8))
-        try store.put("cache/expired", Array(repeating: 1, count: 1000), ttl: .milliseconds(1))
+        try store.put("state/user", Array("kept".utf8), as: .state)
+        try store.put("cache/expired", Array(repeating: 1, count: 1000), ttl: .milliseconds(1), as: .disposable)
         usleep(5_000)
         let payload = Array(repeating: UInt8(7), count: 16 * 1024)
         // Four times what the map holds: every put must still succeed.
         for index in 0..<4_000 {
-            try store.put("cache/\(index)", payload, ttl: .seconds(3600))
+            try store.put("cache/\(index)", payload, ttl: .seconds(3600), as: .disposable)
         }
         #expect(try store.get("state/user") == Array("kept".utf8))
         #expect(try store.entry("cache/expired") == nil)
@@ -95,7 +95,7 @@ struct StoreTests {
     @Test("prefix scan, delete and purge")
     func scanDeletePurge() throws {
         let store = try StoreFixture.open("scan")
-        for name in ["a/1", "a/2", "a/3", "b/1"] { try store.put(name, Array(name.utf8)) }
+        for name in ["a/1", "a/2", "a/3", "b/1"] { try store.put(name, Array(name.utf8), as: .state) }
         #expect(try store.scan(prefix: "a/").map(\.key) == ["a/1", "a/2", "a/3"])
         #expect(try store.scan(prefix: "a/", after: "a/1", limit: 1).map(\.key) == ["a/2"])
         #expect(try store.delete("a/2"))
@@ -145,7 +145,7 @@ struct StoreTests {
     @Test("single flight: a caller gets the stale value while another leads; a failure is not cached")
     func singleFlightStaleAndFailure() throws {
         let store = try StoreFixture.open("stale")
-        try store.put("k", Array("old".utf8), ttl: .milliseconds(1))
+        try store.put("k", Array("old".utf8), ttl: .milliseconds(1), as: .disposable)
         usleep(5_000)
         let stale = try store.fetch("k", wait: .seconds(1)) {
             // While this call leads, another caller is answered from the expired entry.
@@ -164,6 +164,120 @@ struct StoreTests {
         // The failure is not cached for later callers: the next one leads again.
         let retried = try store.fetch("missing", wait: .seconds(1)) { (Array("fine".utf8), .seconds(1)) }
         #expect(retried.source == .computed)
+    }
+
+    @Test("4 processes fill a 4 MiB map past full: none crashes, every write is answered, deletes make room again")
+    func mapFullUnderConcurrentWriters() throws {
+        let directory = StoreFixture.directory("map-full")
+        defer { StoreFixture.remove(directory) }
+        let writes = 4_000
+        let start = StoreClock.nowMillis() + 1_500
+        let writers = try (0..<4).map { index in
+            let output = Pipe()
+            return (try StoreFixture.stress(["fill", directory, "4", "p\(index)", "\(writes)", "\(start)"], output: output), output)
+        }
+        var refused = 0
+        for (writer, output) in writers {
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            writer.waitUntilExit()
+            #expect(writer.terminationReason == .exit, "killed by signal \(writer.terminationStatus): \(text)")
+            #expect(writer.terminationStatus == 0, "\(text)")
+            // `stored N full M`: every write got one of the two answers.
+            let numbers = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
+            #expect(numbers.count == 2 && numbers[0] + numbers[1] == writes, "\(text)")
+            refused += numbers.last ?? 0
+            #expect(numbers.first ?? 0 > 0, "every writer wrote before the map filled: \(text)")
+        }
+        #expect(refused > 0, "the map filled up")
+
+        let store = try Store.open(StoreOptions(directory: directory, maxBytes: 4 << 20))
+        let big = Array(repeating: UInt8(1), count: 12 * 1024)
+        do {
+            try store.put("after/full", big, as: .state)
+            Issue.record("a 12 KiB write fitted into the full map")
+        } catch let error as StoreError {
+            #expect(error.isFull, "\(error)")
+        }
+        // Deletes one at a time, as an operator would: each must find room.
+        let victims = try store.scan(prefix: "fill/", limit: 100)
+        #expect(victims.count == 100)
+        for victim in victims { #expect(try store.delete(victim.key)) }
+        try store.put("after/full", big, as: .state)
+        #expect(try store.get("after/full") == big)
+
+        let again = Pipe()
+        let writer = try StoreFixture.stress(["fill", directory, "4", "again", "20"], output: again)
+        let text = String(decoding: again.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        writer.waitUntilExit()
+        #expect(writer.terminationStatus == 0 && text.hasPrefix("stored "), "\(text)")
+        #expect(!text.hasPrefix("stored 0 "), "another process writes again without a restart: \(text)")
+    }
+
+    @Test("disposable writes stop at the reserve; state writes still find room and are never evicted")
+    func reserveForState() throws {
+        let store = try StoreFixture.open("reserve", maxBytes: 4 << 20)
+        let chunk = Array(repeating: UInt8(3), count: 4096)
+        var disposable = 0
+        var refusal: StoreError?
+        while refusal == nil && disposable < 2_000 {
+            do {
+                // Without a time-to-live, as visits are: nothing for eviction to take.
+                try store.put("visit/\(disposable)", chunk, as: .disposable)
+                disposable += 1
+            } catch let error as StoreError {
+                refusal = error
+            }
+        }
+        let refused = try #require(refusal, "disposable writes filled the whole map")
+        #expect(refused.isFull && !refused.isMapFull, "\(refused)")
+        #expect(refused.description.contains("kept for state"), "\(refused)")
+        #expect(try store.room().disposableRefused)
+        let used = Double(try store.stats().usedBytes) / Double(4 << 20)
+        #expect(used > 0.80 && used < 0.90, "disposable writes stopped at the 85% ceiling, not at \(used)")
+
+        // Accounts and streams: the reserve takes at least 100 of them.
+        for index in 0..<100 {
+            try store.write(.state, durable: true) { txn in
+                try txn.put("user/\(index)", Array(repeating: 7, count: 1024))
+                try txn.put("streams/\(index)", Array("granted".utf8))
+            }
+        }
+        // A cache entry with a time-to-live is refused too: there is no cache left to evict.
+        #expect(throws: StoreError.self) { try store.put("cache/x", chunk, ttl: .seconds(60), as: .disposable) }
+        #expect(try store.get("user/99") != nil)
+        #expect(try store.get("visit/0") == chunk, "disposable entries without a time-to-live are refused, not evicted")
+
+        // A single-flight fill still answers its caller, unstored, and leaves no lease.
+        let leases = try store.stats().leases
+        let fetched = try store.fetch("cache/fetched", wait: .seconds(1)) { (chunk, .seconds(60)) }
+        #expect(fetched.source == .computed && fetched.entry.value == chunk)
+        #expect(try store.entry("cache/fetched") == nil)
+        #expect(try store.stats().leases == leases)
+    }
+
+    @Test("a state write evicts cache entries before it is refused")
+    func cacheEvictedForState() throws {
+        let store = try StoreFixture.open("cache-first", maxBytes: 4 << 20)
+        let chunk = Array(repeating: UInt8(5), count: 4096)
+        for index in 0..<2_000 { try store.put("cache/\(index)", chunk, ttl: .seconds(3600), as: .disposable) }
+        for index in 0..<400 { try store.put("user/\(index)", chunk, as: .state) }
+        #expect(try store.get("user/0") == chunk)
+        #expect(try store.get("cache/0") == nil)
+    }
+
+    @Test("a failed fill's lease is kept for its waiters, then swept")
+    func failedFillLeaseSwept() throws {
+        let store = try StoreFixture.open("lease-sweep")
+        let base = try store.stats().leases
+        struct Broken: Error {}
+        for index in 0..<5 {
+            #expect(throws: Broken.self) { try store.fetch("film/\(index)", wait: .seconds(1)) { throw Broken() } }
+        }
+        #expect(try store.stats().leases == base + 5, "the failures are readable by waiters for a while")
+        #expect(try store.sweepLeases() == 0, "not before their time")
+        usleep(2_200_000)
+        #expect(try store.sweepLeases() == 5)
+        #expect(try store.stats().leases == base)
     }
 
     static let host: String = {

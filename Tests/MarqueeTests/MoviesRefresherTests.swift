@@ -46,7 +46,7 @@ final class MoviesRefresherTests {
 
     /// Moves the last attempt one interval back, so that the next round is due without a wait.
     private func makeDue() throws {
-        try services.store.write { txn in
+        try services.store.write(.state) { txn in
             var state = RefreshState.decode(try txn.get(MoviesRefresher.Keys.state))
             state.lastAttemptAt = state.lastAttemptAt.map { $0 - 1_000 }
             try txn.put(MoviesRefresher.Keys.state, state.encoded())
@@ -176,9 +176,10 @@ extension MoviesRefresherTests {
     func reload() throws {
         let feature = try MoviesFeature(services: services)
         #expect(throws: SettingsError.self) {
-            try feature.reload(SettingsReader(environment: ["MARQUEE_MOVIES_REFRESH_SECONDS": "0"]))
+            _ = try feature.prepareReload(SettingsReader(environment: ["MARQUEE_MOVIES_REFRESH_SECONDS": "0"]))
         }
-        try feature.reload(SettingsReader(environment: ["MARQUEE_GHIBLI_BASE_URL": fake.baseURL, "MARQUEE_MOVIES_REFRESH_SECONDS": "2.5"]))
+        let apply = try feature.prepareReload(SettingsReader(environment: ["MARQUEE_GHIBLI_BASE_URL": fake.baseURL, "MARQUEE_MOVIES_REFRESH_SECONDS": "2.5"]))
+        apply()
         guard case .object(let status) = feature.status(), case .object(let refresh) = status["refresh"] else {
             Issue.record("no status")
             return

@@ -13,7 +13,7 @@ struct RepresentationCacheTests {
         let reader = RepresentationCache(store: store)
         let writer = RepresentationCache(store: store)
         func put(_ text: String) throws {
-            try store.put("movies/json", Representation(body: Array(text.utf8), refreshedAt: StoreClock.nowMillis(), stale: false).encoded())
+            try store.put("movies/json", Representation(body: Array(text.utf8), refreshedAt: StoreClock.nowMillis(), stale: false).encoded(), as: .disposable)
         }
         func served() throws -> String? {
             try reader.representation("movies/json").map { String(decoding: $0.body, as: UTF8.self) }

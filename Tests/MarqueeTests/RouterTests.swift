@@ -14,9 +14,9 @@ struct RouterTests {
         return router
     }
 
-    @Test("exact and parameterised paths match; parameters are percent-decoded")
+    @Test("exact and parameterised paths match; parameters are taken as routed (nginx decoded them once)")
     func matches() {
-        guard case .found(_, let route, let parameters) = router().match(method: "DELETE", path: "/api/v1/users/a%20b/streams/s1") else {
+        guard case .found(_, let route, let parameters) = router().match(method: "DELETE", path: "/api/v1/users/a b/streams/s1") else {
             Issue.record("no match")
             return
         }
@@ -46,7 +46,7 @@ struct RouterTests {
 
     @Test("unknown paths, a missing trailing slash and empty parameters are 404")
     func notFound() {
-        for path in ["/nope", "/movies", "/api/v1/users//streams/x", "/api/v1/users/%ZZ"] {
+        for path in ["/nope", "/movies", "/api/v1/users//streams/x", "/api/v1/users%3F", "/api/v1/users?"] {
             guard case .notFound = router().match(method: "GET", path: path) else {
                 Issue.record("\(path) should not match")
                 continue

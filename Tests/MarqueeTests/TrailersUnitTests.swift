@@ -104,6 +104,10 @@ struct TrailersUnitTests {
         #expect(defaults.viaplayBase == nil)
         #expect(defaults.tmdbAuth == .none)
         #expect(defaults.maxUpstream == 4)
+        #expect(defaults.reserveThreads == 2)
+        #expect(defaults.maxWaiting == 6)
+        let single = try TrailersSettings(SettingsReader(environment: [:]), threads: 1)
+        #expect(single.reserveThreads == 0 && single.maxUpstream == 1 && single.maxWaiting == 1)
         #expect(defaults.lifetimes == .init(content: .seconds(604_800), find: .seconds(604_800), videos: .seconds(86_400), negative: .seconds(600)))
         #expect(defaults.refreshAge == .seconds(86_400))
         #expect(defaults.refreshRate == 5)
@@ -115,6 +119,9 @@ struct TrailersUnitTests {
         for (environment, variable) in [
             (["MARQUEE_TMDB_API_KEY": "abc", "MARQUEE_TMDB_TOKEN": "def"], "MARQUEE_TMDB_TOKEN"),
             (["MARQUEE_TRAILERS_MAX_UPSTREAM": "8"], "MARQUEE_TRAILERS_MAX_UPSTREAM"),
+            (["MARQUEE_TRAILERS_MAX_UPSTREAM": "7"], "MARQUEE_TRAILERS_MAX_UPSTREAM"),
+            (["MARQUEE_TRAILERS_RESERVE_THREADS": "0"], "MARQUEE_TRAILERS_RESERVE_THREADS"),
+            (["MARQUEE_TRAILERS_RESERVE_THREADS": "8"], "MARQUEE_TRAILERS_RESERVE_THREADS"),
             (["MARQUEE_TRAILERS_HOSTS": "127.0.0.1"], "MARQUEE_TRAILERS_HOSTS"),
             (["MARQUEE_TRAILERS_PATH_PREFIXES": "/pc-se/film"], "MARQUEE_TRAILERS_PATH_PREFIXES"),
             (["MARQUEE_VIAPLAY_BASE_URL": "file:///etc"], "MARQUEE_VIAPLAY_BASE_URL"),

@@ -4,68 +4,7 @@ import Testing
 /// Accounts and streams through a real nginx and real workers.
 @Suite("Users", .serialized)
 struct UsersTests {
-    @Test("the earlier service's own flow passes on its drop-in routes, without a token")
-    func legacyFlow() async throws {
-        let stack = try await Stack("users-legacy", workers: 2)
-        defer { stack.stop() }
-
-        let created = try await stack.legacy("POST", "/createuser", json: [
-            "id": "010", "Name": "Test User", "Subscription": "basic plan",
-            "Status": ["Online": ["Streams": ["activeStreams": 0, "watching": []]], "offline": ["lastOnline": NSNull()]],
-        ])
-        #expect(created.status == 201)
-        #expect(created.header("Content-Type") == "application/json")
-        #expect(created.json()?["message"] as? String == "Test User created")
-        #expect(created.json()?["id"] as? String == "010")
-
-        let fetched = try await stack.legacy("GET", "/getuser?id=010")
-        #expect(fetched.status == 200)
-        #expect(fetched.json()?["Name"] as? String == "Test User")
-        #expect(fetched.json()?["Subscription"] as? String == "basic plan")
-        #expect(Self.watching(fetched) == [])
-
-        for stream in ["stream_100", "stream_11", "stream_12"] {
-            let granted = try await stack.legacy("POST", "/requeststream", json: ["id": "010", "stream": stream])
-            #expect(granted.status == 201, "\(stream): \(granted.text)")
-            #expect(granted.json()?["message"] as? String == "Request for \(stream) successful")
-        }
-
-        let refused = try await stack.legacy("POST", "/requeststream", json: ["id": "010", "stream": "stream_13"])
-        #expect(refused.status == 409)
-        #expect(refused.errorCode == "stream_limit_reached")
-        #expect(refused.errorField("limit") as? Int == 3)
-        #expect(Set(refused.errorField("active") as? [String] ?? []) == ["stream_100", "stream_11", "stream_12"])
-
-        let again = try await stack.legacy("POST", "/requeststream", json: ["id": "010", "stream": "stream_11"])
-        #expect(again.status == 200)
-        #expect(again.json()?["message"] as? String == "You are already watching stream_11")
-        #expect(again.json()?["active"] as? Int == 3)
-        let afterAgain = try await stack.legacy("GET", "/getuser?id=010")
-        #expect(Self.watching(afterAgain)?.sorted() == ["stream_100", "stream_11", "stream_12"])
-        #expect((((afterAgain.json()?["Status"] as? [String: Any])?["offline"] as? [String: Any])?["lastOnline"] as? String) != nil)
-
-        let all = try await stack.legacy("GET", "/getallusers")
-        #expect(all.status == 200)
-        #expect(((all.json()?["Users"] as? [String: Any])?["010"] as? [String: Any])?["Name"] as? String == "Test User")
-
-        let removed = try await stack.legacy("POST", "/removeuser", json: ["id": "010"])
-        #expect(removed.status == 200)
-        #expect(removed.json()?["message"] as? String == "User Test User deleted")
-
-        let gone = try await stack.legacy("GET", "/getuser?id=010")
-        #expect(gone.status == 404)
-        #expect(gone.errorCode == "user_not_found")
-        let removedAgain = try await stack.legacy("POST", "/removeuser", json: ["id": "010"])
-        #expect(removedAgain.status == 404)
-
-        // The earlier app matched paths ignoring case; its code used the camelCase ones.
-        let camel = try await stack.legacy("POST", "/createUser", json: ["Name": "Camel", "Subscription": "premium"])
-        #expect(camel.status == 201)
-        let camelId = try #require(camel.json()?["id"] as? String)
-        #expect(try await stack.legacy("GET", "/getUser?id=\(camelId)").status == 200)
-    }
-
-    @Test("the same flow on /api/v1/users: 201, 200 on a re-request in any case, 409 with the active list, 204, 404")
+    @Test("the user flow on /api/v1/users: 201, 200 on a re-request in any case, 409 with the active list, 204, 404")
     func apiFlow() async throws {
         let stack = try await Stack("users-api", workers: 2)
         defer { stack.stop() }
@@ -331,6 +270,7 @@ struct UsersTests {
         }
     }
 
+    /// The `watching` list of a drop-in route's user.
     static func watching(_ answer: HTTPAnswer) -> [String]? {
         let status = answer.json()?["Status"] as? [String: Any]
         let streams = (status?["Online"] as? [String: Any])?["Streams"] as? [String: Any]

@@ -25,7 +25,11 @@ struct VideoCatalogueTests {
         let read = try await stack.client.get("/video/12345", headers: ["User-Agent": "catalogue-test/1"])
         #expect(read.status == 200)
         let expected = try JSONSerialization.jsonObject(with: VideoFixtures.data("video-12345.json")) as? NSDictionary
-        #expect(read.json().map(NSDictionary.init(dictionary:)) == expected)
+        var answered = try #require(read.json())
+        // Imported without an `_id`, it is answered with its generated one (LegacyVideoServiceTests).
+        let generatedId = try #require(answered.removeValue(forKey: "_id") as? String)
+        #expect(generatedId.utf8.count == 24 && generatedId.allSatisfy(\.isHexDigit))
+        #expect(NSDictionary(dictionary: answered) == expected)
         let forwarded = try await stack.client.get("/video/12345", headers: ["User-Agent": "catalogue-test/2", "X-Forwarded-For": "198.51.100.4, 203.0.113.7"])
         #expect(forwarded.status == 200)
         let head = try await stack.client.request("HEAD", "/video/12345", headers: ["User-Agent": "catalogue-test/head"])

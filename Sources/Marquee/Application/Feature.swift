@@ -9,8 +9,10 @@ public protocol Feature: Sendable {
     func start()
     /// Stops background work; called before the worker drains.
     func stop()
-    /// Applies new settings on reload; throwing rejects the whole reload.
-    func reload(_ reader: SettingsReader) throws(SettingsError)
+    /// Checks new settings on reload without applying them, and answers what applies them.
+    /// Throwing refuses the whole reload: the worker applies nothing until every feature has
+    /// accepted, so a refusal leaves every feature on its running settings.
+    func prepareReload(_ reader: SettingsReader) throws(SettingsError) -> @Sendable () -> Void
     /// This feature's counters for the status page.
     func status() -> JSONValue
     /// nil when healthy, else why the feature is degraded.
@@ -20,7 +22,7 @@ public protocol Feature: Sendable {
 extension Feature {
     public func start() {}
     public func stop() {}
-    public func reload(_ reader: SettingsReader) throws(SettingsError) {}
+    public func prepareReload(_ reader: SettingsReader) throws(SettingsError) -> @Sendable () -> Void { {} }
     public func status() -> JSONValue { .object([:]) }
     public func degradation() -> String? { nil }
 }

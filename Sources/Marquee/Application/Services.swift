@@ -10,6 +10,10 @@ public final class Services: Sendable {
     public let store: Store
     /// The worker's client for internet services, shared by every feature.
     public let upstream: UpstreamClient
+    /// Whether the store still commits; health and the watchdog read it.
+    let storeProbe: StoreProbe
+    /// The requests in flight, for the time limit, the slow-request log and health.
+    let supervisor = RequestSupervisor()
     public let startedAt: ContinuousClock.Instant
     public let startedAtDate: Date
     private let current: Mutex<Snapshot>
@@ -18,6 +22,7 @@ public final class Services: Sendable {
     public init(store: Store, settings: Settings) {
         self.store = store
         self.upstream = UpstreamClient(timeouts: settings.upstreamTimeouts)
+        self.storeProbe = StoreProbe(store: store)
         self.startedAt = .now
         self.startedAtDate = Date()
         self.current = Mutex(Snapshot(settings: settings, generation: 1))

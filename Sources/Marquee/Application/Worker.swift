@@ -50,24 +50,31 @@ public final class Worker: Sendable {
         ])
         notifier.notify("READY=1\nSTATUS=serving on \(listenerOrigin) with \(settings.threads) threads\nMAINPID=\(getpid())")
 
+        let supervisor = services.supervisor
         while true {
-            switch ProcessSignals.wait() {
+            switch ProcessSignals.wait(timeout: .milliseconds(200)) {
             case SIGHUP:
                 reload()
             case SIGTERM, SIGINT:
                 return drain(background)
             default:
-                continue
+                if supervisor.mustRecycle { return recycle(background) }
             }
         }
     }
+
+    /// The exit status of a worker that recycled itself because a request thread stayed stuck
+    /// past twice MARQUEE_REQUEST_TIMEOUT (75, EX_TEMPFAIL); systemd's Restart= starts a new one.
+    public static let recycledExitStatus: Int32 = 75
 
     private func reload() {
         notifier.notify("RELOADING=1")
         let logger = services.logger
         do {
             let settings = try Settings(SettingsReader.current(), stateDirectory: ProcessInfo.processInfo.environment["STATE_DIRECTORY"])
-            for feature in features { try feature.reload(settings.reader) }
+            var applications: [@Sendable () -> Void] = []
+            for feature in features { applications.append(try feature.prepareReload(settings.reader)) }
+            for apply in applications { apply() }
             services.replace(settings)
             services.logger.notice("configuration reloaded", metadata: ["generation": "\(services.configGeneration)"])
             notifier.notify("READY=1\nSTATUS=serving, configuration generation \(services.configGeneration)")
@@ -95,6 +102,25 @@ public final class Worker: Sendable {
         return 0
     }
 
+    /// Stops accepting, lets the requests that are not stuck finish within the drain time, and
+    /// exits with `recycledExitStatus`: a stuck thread cannot be taken back any other way.
+    private func recycle(_ background: [BackgroundThread]) -> Int32 {
+        let settings = services.settings
+        notifier.notify("STOPPING=1\nSTATUS=recycling: a request thread is stuck")
+        server.stop()
+        for feature in features { feature.stop() }
+        for thread in background { thread.stop() }
+        let deadline = ContinuousClock.now + settings.drainTime
+        while server.counters.inFlight > services.supervisor.overdue(limit: settings.requestTimeout), ContinuousClock.now < deadline {
+            usleep(10_000)
+        }
+        services.logger.critical("recycled: exiting for a fresh worker", metadata: [
+            "exitStatus": "\(Self.recycledExitStatus)", "inFlight": "\(server.counters.inFlight)",
+        ])
+        LogOutput.shared.flushAll()
+        return Self.recycledExitStatus
+    }
+
     private func startBackground() -> [BackgroundThread] {
         var threads: [BackgroundThread] = []
         let services = self.services
@@ -104,21 +130,34 @@ public final class Worker: Sendable {
             if cleared > 0 {
                 services.logger.warning("cleared reader slots left by dead processes", metadata: ["slots": "\(cleared)"])
             }
+            // A fill that failed or whose process died leaves its lease until this sweep.
+            _ = try? store.sweepLeases()
         })
         threads.append(BackgroundThread(name: "log-flush", interval: Self.logFlushInterval) {
             LogOutput.shared.flushAll()
         })
+        threads.append(BackgroundThread(name: "store-probe", interval: .seconds(1)) {
+            services.storeProbe.round()
+        })
+        threads.append(BackgroundThread(name: "request-supervisor", interval: .milliseconds(200)) {
+            let settings = services.settings
+            services.supervisor.round(timeout: settings.requestTimeout, slow: settings.slowRequest, logger: services.logger)
+        })
         if let interval = SystemdNotifier.watchdogInterval() {
             let notifier = self.notifier
             threads.append(BackgroundThread(name: "watchdog", interval: interval / 2) {
-                guard !services.settings.stallWatchdog else { return }
-                // A worker that cannot read its store is not alive in any useful sense. The probe
-                // key is never written: reading it at all is the test, its absence is no failure.
+                let settings = services.settings
+                guard !settings.stallWatchdog else { return }
+                // Alive means making progress: the store reads, a store write commits within the
+                // bound, and not every request thread is stuck. Without the ping systemd aborts
+                // the worker and Restart= brings a new one.
                 do {
-                    _ = try store.get("health/probe")
+                    _ = try store.get(StoreProbe.key)
                 } catch {
                     return
                 }
+                if services.storeProbe.isStalled(bound: settings.storeStall) { return }
+                if services.supervisor.overdue(limit: settings.requestTimeout) >= settings.threads { return }
                 notifier.notify("WATCHDOG=1")
             })
         }
@@ -133,20 +172,32 @@ public final class Worker: Sendable {
         let snapshot = services.snapshot
         let settings = snapshot.settings
         var request = Request(fastCGI, maxBodyBytes: settings.maxBodyBytes)
-        let response: FastCGIResponse
+        let ticket = services.supervisor.begin(fastCGI, method: request.method, path: request.path)
+        let requestId = request.requestId
+        var response: FastCGIResponse
         if let declared = request.param("CONTENT_LENGTH").flatMap(Int.init), declared > settings.maxBodyBytes {
             // Refused before routing, so that no route reads a body it would refuse anyway.
             response = HTTPError(413, "payload_too_large", "the body is over the limit of \(settings.maxBodyBytes) bytes").response
         } else {
             response = dispatch(&request, router: router, services: services)
         }
+        if services.supervisor.end(ticket) {
+            // The supervisor answered 504 already; this answer is dropped.
+            response.status = 504
+        }
+        response.headers.append(contentsOf: everyAnswerHeaders)
+        if let requestId { response.headers.append((name: "X-Request-Id", value: requestId)) }
         let elapsed = ContinuousClock.now - started
         let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         if snapshot.logger.logLevel <= .info {
-            JSONLogHandler.writeRequestLine(method: request.method, route: request.route, status: response.status, micros: micros)
+            JSONLogHandler.writeRequestLine(method: request.method, route: request.route, status: response.status, micros: micros,
+                                            requestId: requestId)
         }
         return response
     }
+
+    /// Browsers must take every answer as the type it declares, never sniff one into HTML.
+    private static let everyAnswerHeaders = [(name: "X-Content-Type-Options", value: "nosniff")]
 
     private static func dispatch(_ request: inout Request, router: Router, services: Services) -> FastCGIResponse {
         switch router.match(method: request.method, path: request.path) {
@@ -157,8 +208,11 @@ public final class Worker: Sendable {
                 return try handler(&request)
             } catch let error as HTTPError {
                 return error.response
+            } catch let error as StoreError where error.isFull {
+                services.logger.warning("store full", metadata: ["route": "\(route)", "error": "\(error)"])
+                return HTTPError.storeFull.response
             } catch {
-                services.logger.error("unhandled error", metadata: ["route": "\(route)", "error": "\(error)"])
+                services.logger.error("unhandled error", metadata: ["route": "\(route)", "error": "\(error)", "request_id": "\(request.requestId ?? "")"])
                 return HTTPError(500, "internal", "the request failed; the worker log has the cause").response
             }
         case .methodNotAllowed(let route, let allowed):

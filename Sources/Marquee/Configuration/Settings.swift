@@ -7,6 +7,8 @@ public struct Settings: Sendable {
     public var storeDirectory: String
     public var storeMaxBytes: Int
     public var storeSync: StoreOptions.SyncMode
+    /// The share of the map that cache and visit writes may not use.
+    public var storeReserve: Double
     public var threads: Int
     public var maxBodyBytes: Int
     public var drainTime: Duration
@@ -16,6 +18,18 @@ public struct Settings: Sendable {
     public let adminTokenDigest: [UInt8]?
     /// Test-only: stop sending WATCHDOG=1 so that systemd kills and restarts the worker.
     public var stallWatchdog: Bool
+    /// A request still running after this is answered 504; its thread still stuck at twice
+    /// this recycles the worker.
+    public var requestTimeout: Duration
+    /// A request still running after this is logged once ("slow request").
+    public var slowRequest: Duration
+    /// A store write that has not committed after this makes health 503 and stops the watchdog.
+    public var storeStall: Duration
+    /// The callers the legacy user routes answer (MARQUEE_INTERNAL_NETWORKS); nginx's allow
+    /// list for them is rendered from the same setting.
+    public var internalNetworks: [IPNetwork]
+    /// MARQUEE_LEGACY_USERS: `open` lets any address call the legacy user routes.
+    public var legacyUsers: LegacyUsersAccess
     /// Not reloadable: the HTTP client is built once per worker.
     public var upstreamTimeouts: UpstreamClient.Timeouts
     public let reader: SettingsReader
@@ -24,12 +38,20 @@ public struct Settings: Sendable {
         case debug, info, notice, warning, error
     }
 
+    public enum LegacyUsersAccess: String, Sendable, CaseIterable {
+        case `internal`, open
+    }
+
+    /// Loopback and the private ranges, as nginx has always admitted to the legacy user routes.
+    public static let defaultInternalNetworks = "127.0.0.0/8,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+
     public init(_ reader: SettingsReader, stateDirectory: String? = nil) throws(SettingsError) {
         self.reader = reader
         let defaultStore = stateDirectory.map { "\($0)/store" } ?? "/var/lib/marquee/store"
         storeDirectory = reader.string("MARQUEE_STORE_DIR", default: defaultStore)
         storeMaxBytes = try reader.int("MARQUEE_STORE_MAX_MB", default: 1024, range: 16...1_048_576) << 20
         storeSync = try reader.choice("MARQUEE_STORE_SYNC", default: StoreOptions.SyncMode.durable)
+        storeReserve = Double(try reader.int("MARQUEE_STORE_RESERVE_PERCENT", default: 15, range: 5...50)) / 100
         threads = try reader.int("MARQUEE_THREADS", default: 8, range: 1...256)
         maxBodyBytes = try reader.int("MARQUEE_MAX_BODY_BYTES", default: 1 << 20, range: 1...(64 << 20))
         drainTime = try reader.seconds("MARQUEE_DRAIN_SECONDS", default: .seconds(10), range: 0...600)
@@ -40,6 +62,15 @@ public struct Settings: Sendable {
         }
         adminTokenDigest = token.map { Array(SHA256.hash(data: Data($0.utf8))) }
         stallWatchdog = try reader.bool("MARQUEE_TEST_STALL_WATCHDOG", default: false)
+        requestTimeout = try reader.seconds("MARQUEE_REQUEST_TIMEOUT", default: .seconds(20), range: 0.5...3600)
+        slowRequest = try reader.seconds("MARQUEE_SLOW_REQUEST_SECONDS", default: .seconds(5), range: 0.1...3600)
+        storeStall = try reader.seconds("MARQUEE_STORE_STALL_SECONDS", default: .seconds(10), range: 0.5...600)
+        switch IPNetwork.list(reader.string("MARQUEE_INTERNAL_NETWORKS", default: Self.defaultInternalNetworks)) {
+        case .success(let networks): internalNetworks = networks
+        case .failure(let error):
+            throw SettingsError(variable: "MARQUEE_INTERNAL_NETWORKS", problem: "'\(error.entry)' is not an IP address or CIDR range")
+        }
+        legacyUsers = try reader.choice("MARQUEE_LEGACY_USERS", default: LegacyUsersAccess.internal)
         upstreamTimeouts = UpstreamClient.Timeouts(
             connect: try reader.seconds("MARQUEE_UPSTREAM_CONNECT_TIMEOUT", default: .seconds(1), range: 0.05...30),
             total: try reader.seconds("MARQUEE_UPSTREAM_TIMEOUT", default: .seconds(3), range: 0.1...60)
@@ -47,6 +78,10 @@ public struct Settings: Sendable {
     }
 
     public var storeOptions: StoreOptions {
-        StoreOptions(directory: storeDirectory, maxBytes: storeMaxBytes, sync: storeSync)
+        // Eviction of cache entries starts below the reserve's edge, so that cache writes are
+        // refused only when state alone fills the rest of the map.
+        let evictAbove = min(0.80, 1 - storeReserve - 0.05)
+        return StoreOptions(directory: storeDirectory, maxBytes: storeMaxBytes, sync: storeSync,
+                            evictAbove: evictAbove, evictDownTo: evictAbove - 0.15, reserve: storeReserve)
     }
 }

@@ -25,6 +25,10 @@ public struct HTTPError: Error, Sendable {
         HTTPError(400, code, message, details: details)
     }
 
+    /// A write found no room in the store. 507, not 503: a retry does not help until the
+    /// operator frees room or raises MARQUEE_STORE_MAX_MB.
+    public static let storeFull = HTTPError(507, "store_full", "the store has no room for this write; try again once room is freed")
+
     public var response: FastCGIResponse {
         var error: [String: JSONValue] = ["code": .string(code), "message": .string(message)]
         error.merge(details) { current, _ in current }

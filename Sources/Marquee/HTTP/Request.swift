@@ -23,6 +23,16 @@ public struct Request {
     public func param(_ name: String) -> String? { fastCGI.param(name) }
     public func header(_ name: String) -> String? { fastCGI.header(name) }
 
+    /// nginx's `$request_id`, which its config passes as X-Request-Id in place of any client's.
+    /// It goes back out in a header and into the log, so anything but a short token is dropped.
+    public var requestId: String? {
+        guard let id = header("X-Request-Id"), (1...64).contains(id.utf8.count),
+              id.utf8.allSatisfy({ Self.requestIdBytes.contains($0) }) else { return nil }
+        return id
+    }
+
+    private static let requestIdBytes = Set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.".utf8)
+
     /// The query string decoded; the first of repeated names wins.
     public var query: [String: String] { QueryString.decode(fastCGI.queryString) }
 

@@ -35,7 +35,7 @@ public struct JSONLogHandler: LogHandler {
 
     /// The per-request line, the same as `logger.info("request", metadata: ...)` would write,
     /// without a metadata dictionary to build, sort and cast on every request.
-    static func writeRequestLine(method: String, route: String, status: Int, micros: Int64) {
+    static func writeRequestLine(method: String, route: String, status: Int, micros: Int64, requestId: String? = nil) {
         var line = lineStart(level: .info, message: "request")
         line.append(contentsOf: #","method":"#.utf8)
         appendQuoted(method, to: &line)
@@ -45,6 +45,10 @@ public struct JSONLogHandler: LogHandler {
         line.append(contentsOf: String(status).utf8)
         line.append(contentsOf: #","us":"#.utf8)
         line.append(contentsOf: String(micros).utf8)
+        if let requestId {
+            line.append(contentsOf: #","request_id":"#.utf8)
+            appendQuoted(requestId, to: &line)
+        }
         line.append(contentsOf: "}\n".utf8)
         LogOutput.shared.write(line)
     }

@@ -68,9 +68,12 @@ public struct MoviesFeature: Feature {
         let runtime = self.runtime
         router.get("/movies/") { request in
             runtime.pageHits.add(1, ordering: .relaxed)
-            return try Self.answer(request, key: MoviesRefresher.Keys.page, contentType: Self.htmlContentType, store: store, runtime: runtime) { retryAfter in
+            var response = try Self.answer(request, key: MoviesRefresher.Keys.page, contentType: Self.htmlContentType, store: store,
+                                           runtime: runtime) { retryAfter in
                 .html(503, runtime.page.renderUnavailable(retryAfterSeconds: retryAfter), headers: Self.unavailableHeaders(retryAfter))
             }
+            response.headers.append((name: "Content-Security-Policy", value: runtime.page.contentSecurityPolicy))
+            return response
         }
         router.get("/movies") { _ in
             FastCGIResponse(status: 301, headers: [(name: "Location", value: "/movies/")])
@@ -125,16 +128,19 @@ public struct MoviesFeature: Feature {
         runtime.refresher.resign()
     }
 
-    public func reload(_ reader: SettingsReader) throws(SettingsError) {
+    public func prepareReload(_ reader: SettingsReader) throws(SettingsError) -> @Sendable () -> Void {
         let settings = try MoviesSettings(reader)
-        let previous = runtime.current
-        runtime.refresher.apply(settings)
-        guard previous.loopInterval != settings.loopInterval else { return }
-        let refresher = runtime.refresher
-        runtime.loop.withLock { loop in
-            guard let running = loop else { return }
-            running.stop()
-            loop = BackgroundThread(name: "movies-refresh", interval: settings.loopInterval) { refresher.round() }
+        let runtime = self.runtime
+        return {
+            let previous = runtime.current
+            runtime.refresher.apply(settings)
+            guard previous.loopInterval != settings.loopInterval else { return }
+            let refresher = runtime.refresher
+            runtime.loop.withLock { loop in
+                guard let running = loop else { return }
+                running.stop()
+                loop = BackgroundThread(name: "movies-refresh", interval: settings.loopInterval) { refresher.round() }
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Mustache
 
@@ -5,17 +6,23 @@ import Mustache
 /// `Movies/Templates`, read from the module's resource bundle once per worker.
 struct MoviesPage: Sendable {
     private let library: MustacheLibrary
+    /// The page loads nothing and runs no script: its one inline `<style>` block is allowed by
+    /// its hash, taken from the template, so an edit to the style can never break the policy.
+    /// Anything injected (a script, a style attribute, a form, a frame) is refused.
+    let contentSecurityPolicy: String
 
     /// Loads and parses the templates. They ship inside the binary's resource bundle and the
     /// tests render them, so a failure here is a broken build, not a runtime condition.
     init() {
         StrictHTMLContentType.registerOnce()
         var library = MustacheLibrary()
+        var styleHashes: [String] = []
         for name in ["movies", "unavailable"] {
             guard let url = Bundle.module.url(forResource: name, withExtension: "mustache", subdirectory: "Templates"),
                   let text = try? String(contentsOf: url, encoding: .utf8) else {
                 preconditionFailure("the template Movies/Templates/\(name).mustache is missing from the resource bundle")
             }
+            styleHashes += Self.inlineStyles(text).map { "'sha256-\(Data(SHA256.hash(data: Data($0.utf8))).base64EncodedString())'" }
             do {
                 try library.register(text, named: name)
             } catch {
@@ -23,6 +30,19 @@ struct MoviesPage: Sendable {
             }
         }
         self.library = library
+        contentSecurityPolicy = "default-src 'none'; style-src \(styleHashes.isEmpty ? "'none'" : styleHashes.joined(separator: " ")); "
+            + "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    }
+
+    /// The text of each `<style>` element, exactly as the page will carry it.
+    static func inlineStyles(_ html: String) -> [String] {
+        var styles: [String] = []
+        var rest = html[...]
+        while let open = rest.range(of: "<style>"), let close = rest.range(of: "</style>", range: open.upperBound..<rest.endIndex) {
+            styles.append(String(rest[open.upperBound..<close.lowerBound]))
+            rest = rest[close.upperBound...]
+        }
+        return styles
     }
 
     func render(_ document: MoviesDocument) -> [UInt8] {

@@ -141,7 +141,7 @@ final class MoviesRefresher: Sendable {
         let fetchOwner = "\(Lease.processOwner)/\(UInt64.random(in: 1...UInt64.max))"
         let attemptLimit = self.attemptLimit
         let leaderTTL = self.leaderTTL
-        return try store.write { txn -> Claim in
+        return try store.write(.disposable) { txn -> Claim in
             if asLeader, try !txn.acquireLease(Keys.leaderLease, owner: Lease.processOwner, ttl: leaderTTL) {
                 return .notLeader
             }
@@ -184,7 +184,7 @@ final class MoviesRefresher: Sendable {
         let document = MoviesDocument(refreshedAt: Date(millis: attempt.startedAt), stale: false, staleSince: nil, movies: loaded.movies)
         do {
             let (json, html) = try represent(document, refreshedAt: attempt.startedAt)
-            let stored = try store.write { txn -> Bool in
+            let stored = try store.write(.disposable) { txn -> Bool in
                 try txn.releaseLease(Keys.fetchLease, owner: attempt.owner)
                 var state = RefreshState.decode(try txn.get(Keys.state))
                 // An attempt that overran its lease may finish after a later one: never go back.
@@ -231,7 +231,7 @@ final class MoviesRefresher: Sendable {
                 document.staleSince = Date(millis: failedAt)
                 staleCopies = try represent(document, refreshedAt: stored.refreshedAt)
             }
-            let (failures, hasData) = try store.write { txn -> (Int, Bool) in
+            let (failures, hasData) = try store.write(.state) { txn -> (Int, Bool) in
                 try txn.releaseLease(Keys.fetchLease, owner: attempt.owner)
                 var state = RefreshState.decode(try txn.get(Keys.state))
                 state.failed += 1

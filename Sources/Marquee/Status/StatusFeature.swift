@@ -3,7 +3,7 @@ import Foundation
 import LMDBStore
 
 /// `GET /api/v1/status`: this worker's pid, uptime, counters, store figures and each
-/// feature's own section. nginx allows it from loopback only.
+/// feature's own section. For the host itself only, in nginx and here.
 public struct StatusFeature: Feature {
     public let name = "status"
     private let services: Services
@@ -17,7 +17,7 @@ public struct StatusFeature: Feature {
     public func register(in router: inout Router) {
         let services = self.services
         let peers = self.peers
-        router.get("/api/v1/status") { _ in
+        router.get("/api/v1/status", admitting: CallerRule.loopback.admission(services)) { _ in
             let counters = services.counters
             let uptime = ContinuousClock.now - services.startedAt
             let settings = services.settings
@@ -33,6 +33,8 @@ public struct StatusFeature: Feature {
                     "maxBodyBytes": .int(settings.maxBodyBytes),
                     "logLevel": .string(settings.logLevel.rawValue),
                     "storeSync": .string(settings.storeSync.rawValue),
+                    "internalNetworks": .array(settings.internalNetworks.map { .string($0.description) }),
+                    "legacyUsers": .string(settings.legacyUsers.rawValue),
                 ]),
             ]
             if let stats = try? services.store.stats() {

@@ -47,7 +47,7 @@ public struct ContentEventQueue: Sendable {
 
     /// Queues `films` in one durable write: when this returns, they survive a crash.
     public func enqueue(_ films: [FilmURL]) throws -> [Admission] {
-        try store.write(durable: true) { txn in
+        try store.write(.state, durable: true) { txn in
             var admissions: [Admission] = []
             var queued: Int64 = 0
             var unparked: Int64 = 0
@@ -83,7 +83,7 @@ public struct ContentEventQueue: Sendable {
 
     /// Removes the event: its answer is stored.
     func complete(_ key: String) throws {
-        try store.write { txn in
+        try store.write(.state) { txn in
             guard try txn.delete(key) else { return }
             _ = try txn.increment(TrailerKeys.queuedCount, by: -1)
             _ = try txn.increment(TrailerKeys.processedCount)
@@ -92,7 +92,7 @@ public struct ContentEventQueue: Sendable {
 
     /// Puts the event off by `delay` without counting an attempt.
     func postpone(_ key: String, by delay: Duration) throws {
-        try store.write { txn in
+        try store.write(.state) { txn in
             guard var event = try decode(txn, key) else { return }
             event.nextAt = txn.now + UInt64(delay.nanoseconds / 1_000_000)
             try txn.put(key, try Self.encoded(event))
@@ -104,7 +104,7 @@ public struct ContentEventQueue: Sendable {
     /// it was parked.
     @discardableResult
     func failed(_ key: String, error: String, maxAttempts: Int, backoff: Duration) throws -> Bool {
-        try store.write { txn in
+        try store.write(.state) { txn in
             guard var event = try decode(txn, key) else { return false }
             event.attempts += 1
             event.lastError = error
@@ -126,7 +126,7 @@ public struct ContentEventQueue: Sendable {
 
     /// Moves every parked event back to the queue with fresh attempts; answers how many.
     public func requeueParked() throws -> Int {
-        try store.write(durable: true) { txn in
+        try store.write(.state, durable: true) { txn in
             var moved: Int64 = 0
             for (key, entry) in try txn.scan(prefix: TrailerKeys.parkedPrefix) {
                 guard var event = try? JSONDecoder().decode(Event.self, from: Data(entry.value)) else { continue }

@@ -26,9 +26,11 @@ final class TrailerCache: Sendable {
         var stale: Bool
     }
 
-    /// The answer for a client request. Lookups wait inside `bulkhead`, so that a slow upstream
-    /// holds at most its limit of this worker's threads; beyond it the answer is 503, or the
-    /// stale answer when there is one.
+    /// The answer for a client request. A request that starts a lookup takes one of the
+    /// bulkhead's upstream slots; one that follows a lookup already in flight, in any worker,
+    /// only waits for its answer, up to the upstream deadline. Either way it waits outside the
+    /// bulkhead's reserve of threads. When no slot or no thread outside the reserve is free,
+    /// the answer is 503, or the stale answer when there is one.
     func answer(_ film: FilmURL, settings: TrailersSettings, bulkhead: Bulkhead) throws(HTTPError) -> Served {
         let key = TrailerKeys.answer(film)
         let stored: StoreEntry?
@@ -43,7 +45,14 @@ final class TrailerCache: Sendable {
         }
         let outcome: Result<Served, HTTPError>
         do {
-            outcome = try bulkhead.run { shared(film, key: key, settings: settings) }
+            outcome = try bulkhead.wait {
+                if (try? store.isFilling(key)) == true {
+                    // Should the lookup it follows be gone by the time the wait starts, this
+                    // request leads after all, and takes its slot then.
+                    return shared(film, key: key, settings: settings, leading: bulkhead)
+                }
+                return try bulkhead.lead { shared(film, key: key, settings: settings, leading: nil) }
+            }
         } catch {
             if let stale = staleAnswer(stored) { return stale }
             metrics.failed("overloaded")
@@ -52,10 +61,12 @@ final class TrailerCache: Sendable {
         return try outcome.get()
     }
 
-    private func shared(_ film: FilmURL, key: String, settings: TrailersSettings) -> Result<Served, HTTPError> {
+    /// `leading`: the bulkhead whose upstream slot a lookup this call computes must take; nil
+    /// when the caller holds one already.
+    private func shared(_ film: FilmURL, key: String, settings: TrailersSettings, leading: Bulkhead?) -> Result<Served, HTTPError> {
         let failure: HTTPError
         do {
-            let fetched = try fetch(film, key: key, settings: settings)
+            let fetched = try fetch(film, key: key, settings: settings, leading: leading)
             guard let record = TrailerRecord(fetched.entry.value) else {
                 throw HTTPError(500, "internal", "the stored answer is unreadable; it is replaced at its expiry")
             }
@@ -98,12 +109,17 @@ final class TrailerCache: Sendable {
         }
     }
 
-    private func fetch(_ film: FilmURL, key: String, settings: TrailersSettings) throws -> Fetched {
+    private func fetch(_ film: FilmURL, key: String, settings: TrailersSettings, leading: Bulkhead? = nil) throws -> Fetched {
         let lookup = self.lookup
         let logger = self.logger
         return try store.fetch(key, wait: lookup.upstream.timeouts.total + .seconds(1), failurePayload: Self.payload) {
             do {
-                let outcome = try lookup.resolve(film, settings: settings)
+                let outcome: TrailerLookup.Outcome
+                if let leading {
+                    outcome = try leading.lead { try lookup.resolve(film, settings: settings) }
+                } else {
+                    outcome = try lookup.resolve(film, settings: settings)
+                }
                 return (outcome.record.bytes, outcome.lifetime)
             } catch {
                 logger().warning("trailer lookup failed", metadata: ["url": "\(film.normalised)", "error": "\(error)"])

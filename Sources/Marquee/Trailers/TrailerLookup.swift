@@ -105,7 +105,7 @@ struct TrailerLookup: Sendable {
         let ttl = fetched.value == nil ? negative : lifetime
         if let bytes = try? JSONEncoder().encode(fetched) {
             // A store that cannot take the step only costs a repeated call later.
-            try? store.put(key, Array(bytes), ttl: ttl)
+            try? store.put(key, Array(bytes), ttl: ttl, as: .disposable)
         }
         expiresAt = min(expiresAt, StoreClock.nowMillis() + UInt64(ttl.nanoseconds / 1_000_000))
         return fetched

@@ -65,7 +65,7 @@ final class TrailerRefresher: Sendable {
         do {
             let outcome = try lookup.resolve(film, settings: settings, revalidate: true)
             spend(tmdbCalls: outcome.tmdbCalls, rate: settings.refreshRate)
-            try store.put(candidate.key, outcome.record.bytes, ttl: outcome.lifetime)
+            try store.put(candidate.key, outcome.record.bytes, ttl: outcome.lifetime, as: .disposable)
             refreshed.add(1, ordering: .relaxed)
             let before = candidate.record.response(.trailerURLs).body
             if outcome.record.status != 200 || outcome.record.response(.trailerURLs).body != before {

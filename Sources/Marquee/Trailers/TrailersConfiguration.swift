@@ -17,7 +17,7 @@ final class TrailersConfiguration: Sendable {
     private let current: Mutex<Snapshot>
 
     init(_ settings: TrailersSettings) {
-        current = Mutex(Snapshot(settings: settings, bulkhead: Bulkhead(limit: settings.maxUpstream)))
+        current = Mutex(Snapshot(settings: settings, bulkhead: Self.bulkhead(settings)))
     }
 
     var now: Snapshot { current.withLock { $0 } }
@@ -26,8 +26,12 @@ final class TrailersConfiguration: Sendable {
     /// Lookups already inside the old bulkhead finish there; a new limit applies to new ones.
     func apply(_ settings: TrailersSettings) {
         current.withLock { current in
-            let bulkhead = current.bulkhead.limit == settings.maxUpstream ? current.bulkhead : Bulkhead(limit: settings.maxUpstream)
-            current = Snapshot(settings: settings, bulkhead: bulkhead)
+            let unchanged = current.bulkhead.limit == settings.maxUpstream && current.bulkhead.waitLimit == settings.maxWaiting
+            current = Snapshot(settings: settings, bulkhead: unchanged ? current.bulkhead : Self.bulkhead(settings))
         }
+    }
+
+    private static func bulkhead(_ settings: TrailersSettings) -> Bulkhead {
+        Bulkhead(limit: settings.maxUpstream, waitLimit: settings.maxWaiting)
     }
 }

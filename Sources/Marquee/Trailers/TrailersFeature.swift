@@ -23,7 +23,9 @@ public struct TrailersFeature: Feature {
         let runtime = self.runtime
         router.get("/api/v1/trailers") { request in try runtime.trailers(request, shape: .full) }
         router.get("/api/trailer") { request in try runtime.trailers(request, shape: .firstTrailerURL) }
-        router.get("/api/v1/trailer/") { request in try runtime.trailers(request, shape: .trailerURLs) }
+        router.get("/api/v1/trailer/") { request in
+            LegacyTrailerErrors.answer(request) { () throws(HTTPError) in try runtime.trailers(request, shape: .trailerURLs) }
+        }
         router.post("/api/v1/content-events") { request in try runtime.contentEvents(request) }
     }
 
@@ -35,8 +37,10 @@ public struct TrailersFeature: Feature {
         runtime.stop()
     }
 
-    public func reload(_ reader: SettingsReader) throws(SettingsError) {
-        runtime.apply(try TrailersSettings(reader, threads: runtime.threads))
+    public func prepareReload(_ reader: SettingsReader) throws(SettingsError) -> @Sendable () -> Void {
+        let settings = try TrailersSettings(reader, threads: runtime.threads)
+        let runtime = self.runtime
+        return { runtime.apply(settings) }
     }
 
     public func status() -> JSONValue {

@@ -40,8 +40,13 @@ public struct TrailersSettings: Sendable {
     public var tmdbBase: String
     public var tmdbAuth: TMDBAuth
     public var lifetimes: Lifetimes
-    /// Upstream lookups (leading or waiting) one worker runs at once; the rest answer 503.
+    /// Lookups one worker runs against the upstreams at once; a new lookup beyond it answers 503.
     public var maxUpstream: Int
+    /// Threads of each worker that never wait on an upstream, neither calling it nor following
+    /// a lookup in flight; a request that would take one answers 503 (or stale) instead.
+    public var reserveThreads: Int
+    /// The threads that may wait on an upstream: all but the reserve.
+    public var maxWaiting: Int
     /// Stored answers older than this are looked up again in the background.
     public var refreshAge: Duration
     /// TMDB calls per second the refresher may make, pool-wide; 0 turns it off.
@@ -91,11 +96,18 @@ public struct TrailersSettings: Sendable {
         )
 
         // At least one thread of each worker must stay free of upstream waits, unless there is only one.
-        let maxLimit = max(1, threads - 1)
-        maxUpstream = try reader.int("MARQUEE_TRAILERS_MAX_UPSTREAM", default: max(1, threads / 2), range: 1...256)
-        guard maxUpstream <= maxLimit else {
+        let maxReserve = max(0, threads - 1)
+        reserveThreads = try reader.int("MARQUEE_TRAILERS_RESERVE_THREADS", default: min(max(1, threads / 4), maxReserve), range: 0...256)
+        guard reserveThreads <= maxReserve, threads == 1 || reserveThreads >= 1 else {
+            throw SettingsError(variable: "MARQUEE_TRAILERS_RESERVE_THREADS",
+                                problem: threads == 1 ? "must be 0 with a single thread (MARQUEE_THREADS)"
+                                    : "must be from 1 to \(maxReserve), so that lookups and cached routes both keep threads of the \(threads) (MARQUEE_THREADS)")
+        }
+        maxWaiting = threads - reserveThreads
+        maxUpstream = try reader.int("MARQUEE_TRAILERS_MAX_UPSTREAM", default: max(1, min(threads / 2, maxWaiting)), range: 1...256)
+        guard maxUpstream <= maxWaiting else {
             throw SettingsError(variable: "MARQUEE_TRAILERS_MAX_UPSTREAM",
-                                problem: "must be at most \(maxLimit), so that cached routes keep a thread of the \(threads) (MARQUEE_THREADS)")
+                                problem: "must be at most \(maxWaiting): the \(threads) threads (MARQUEE_THREADS) less the reserve (MARQUEE_TRAILERS_RESERVE_THREADS)")
         }
         refreshAge = try reader.seconds("MARQUEE_TRAILERS_REFRESH_AGE", default: .seconds(86_400), range: 1...(365 * day))
         refreshRate = try reader.int("MARQUEE_TRAILERS_REFRESH_RATE", default: 5, range: 0...1000)

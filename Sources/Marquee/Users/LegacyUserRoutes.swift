@@ -1,9 +1,13 @@
 import FastCGI
 
-/// The earlier service's routes, for its clients: same paths and request shapes, JSON answers
-/// with proper status codes. No admin token, as before: nginx admits internal networks only
-/// unless MARQUEE_LEGACY_USERS=open. Its Express app matched paths ignoring case, and its
-/// clients use both the documented lowercase paths and the camelCase ones of its code.
+/// The earlier service's routes, for its clients: same paths, bodies, statuses and texts,
+/// bugs of its shapes included (README, "Drop-in routes"). No admin token, as before: nginx
+/// admits internal networks only unless MARQUEE_LEGACY_USERS=open.
+///
+/// Its Express app matched paths ignoring case and answered as Express does: `res.send` of a
+/// string is `text/html; charset=utf-8`, `res.json` is `application/json; charset=utf-8`, and
+/// every refusal was `sendStatus(400)`, a `text/plain` "Bad Request". Its clients check for
+/// 200 and read those texts, so a refused stream is a 200 too; the 409 stays on /api/v1.
 struct LegacyUserRoutes {
     let context: UsersContext
 
@@ -13,22 +17,23 @@ struct LegacyUserRoutes {
     func register(in router: inout Router) {
         let context = self.context
 
+        // Its clients probe the root before anything else.
+        router.get("/") { _ in Self.plain(200) }
+
         let getUser: Handler = { request in
-            guard let text = request.query["id"] else {
-                throw HTTPError(400, "invalid_query", "send the user id as ?id=")
-            }
-            let id = try Identifier.validated(text, what: "user id")
+            let id = try Identifier.validated(request.query["id"] ?? "", what: "user id")
             guard let user = try context.users.user(id) else { throw UserRoutes.unknownUser(id) }
-            return .jsonBytes(200, UserView.legacy(user))
+            return Self.json(UserView.legacy(user))
         }
 
+        // Its clients send JSON under any content type (`application/x-www-form-urlencoded`
+        // from its own tests), so the body is read as JSON whatever the header says.
         let createUser: Handler = { request in
             let user = try NewUser.parse(try UserRequest.object(request), nameField: "Name", subscriptionField: "Subscription")
             switch try context.users.create(user) {
             case .created(let record):
                 context.counters.created.add(1, ordering: .relaxed)
-                let snapshot = UserStore.Snapshot(record: record, streams: StreamState(), now: record.createdAt)
-                return .jsonBytes(201, UserView.legacyMessage(id: record.id, message: "\(record.name) created", user: snapshot))
+                return Self.html("\(record.name) created")
             case .exists(let record):
                 throw HTTPError(409, "user_exists", "a user with id '\(record.id)' already exists")
             }
@@ -41,7 +46,7 @@ struct LegacyUserRoutes {
             try errors.check()
             guard let record = try context.users.delete(id!) else { throw UserRoutes.unknownUser(id!) }
             context.counters.deleted.add(1, ordering: .relaxed)
-            return .jsonBytes(200, UserView.legacyMessage(id: record.id, message: "User \(record.name) deleted"))
+            return Self.html("user \(record.id) successfully deleted")
         }
 
         // The earlier service answered its whole database; this answers it a page at a time,
@@ -49,7 +54,7 @@ struct LegacyUserRoutes {
         let getAllUsers: Handler = { request in
             let page = try UserRequest.page(request, defaultLimit: Self.defaultPageSize, maxLimit: Self.maxPageSize)
             let (users, nextCursor) = try context.users.page(after: page.cursor, limit: page.limit)
-            return .jsonBytes(200, UserView.legacyPage(users, nextCursor: nextCursor))
+            return Self.json(UserView.legacyPage(users, nextCursor: nextCursor))
         }
 
         let requestStream: Handler = { request in
@@ -58,27 +63,58 @@ struct LegacyUserRoutes {
             let id = UserRequest.identifier(object, "id", into: &errors)
             let stream = UserRequest.identifier(object, "stream", into: &errors)
             try errors.check()
-            guard case .decided(let outcome, let limit) = try context.users.grant(stream!, to: id!, settings: context.settings) else {
+            guard case .decided(let outcome, _) = try context.users.grant(stream!, to: id!, settings: context.settings) else {
                 throw UserRoutes.unknownUser(id!)
             }
             context.counters.count(outcome)
             switch outcome {
-            case .granted(let lease, let active):
-                return .jsonBytes(201, UserView.grant(lease, active: active, limit: limit, message: "Request for \(lease.stream) successful"))
-            case .renewed(let lease, let active):
-                return .jsonBytes(200, UserView.grant(lease, active: active, limit: limit, message: "You are already watching \(lease.stream)"))
-            case .refused(let active):
-                throw UserView.limitReached(active: active, limit: limit,
-                                            message: "User - \(id!) has exceeded maximum concurrent streams allowed.")
+            // Both texts name the stream as this request spelt it, as the earlier service did.
+            case .granted:
+                // "succesful": the earlier service's spelling, which its clients compare against.
+                return Self.html("Request for \(stream!) succesful")
+            case .renewed:
+                return Self.html("User \(id!) is already watching \(stream!)")
+            case .refused:
+                return Self.html("User - \(id!) has exceeded maximum concurrent streams allowed.")
             }
         }
 
-        for (path, handler) in [("/getuser", getUser), ("/getUser", getUser), ("/getallusers", getAllUsers), ("/getAllUsers", getAllUsers)] {
-            router.get(path, handler)
+        for (path, handler) in [("/getuser", getUser), ("/getallusers", getAllUsers)] {
+            router.addCaseInsensitive("GET", path, Self.legacy(handler))
         }
-        for (path, handler) in [("/createuser", createUser), ("/createUser", createUser), ("/removeuser", removeUser),
-                                ("/removeUser", removeUser), ("/requeststream", requestStream), ("/requestStream", requestStream)] {
-            router.post(path, handler)
+        for (path, handler) in [("/createuser", createUser), ("/removeuser", removeUser), ("/requeststream", requestStream)] {
+            router.addCaseInsensitive("POST", path, Self.legacy(handler))
         }
+    }
+
+    /// Refusals as the earlier service answered them: every client error is its 400
+    /// "Bad Request" (an unknown user too), except a body over the limit; server errors keep
+    /// their status, as text.
+    static func legacy(_ handler: @escaping Handler) -> Handler {
+        { request in
+            do {
+                return try handler(&request)
+            } catch let error as HTTPError {
+                switch error.status {
+                case 413: return plain(413, headers: error.headers)
+                case 400..<500: return plain(400)
+                default: return plain(error.status, headers: error.headers)
+                }
+            }
+        }
+    }
+
+    static func html(_ text: String) -> FastCGIResponse {
+        FastCGIResponse(status: 200, headers: [(name: "Content-Type", value: "text/html; charset=utf-8")], body: Array(text.utf8))
+    }
+
+    static func json(_ body: [UInt8]) -> FastCGIResponse {
+        FastCGIResponse(status: 200, headers: [(name: "Content-Type", value: "application/json; charset=utf-8")], body: body)
+    }
+
+    /// Express's `sendStatus`: the reason phrase as `text/plain`.
+    static func plain(_ status: Int, headers: [(name: String, value: String)] = []) -> FastCGIResponse {
+        FastCGIResponse(status: status, headers: [(name: "Content-Type", value: "text/plain; charset=utf-8")] + headers,
+                        body: Array(FastCGIResponse.reason(for: status).utf8))
     }
 }

@@ -51,16 +51,46 @@ struct UserStore: Sendable {
 
     /// Creates each user that is not there yet, in batches of one synced transaction each.
     func createAll(_ users: [NewUser], batchSize: Int = 500) throws -> [CreateOutcome] {
+        try importAll(users.map { (user: $0, streams: []) }, settings: StreamSettings(), batchSize: batchSize).map(\.outcome)
+    }
+
+    /// What `importAll` did with one user: its outcome and, for a created user, the streams
+    /// granted and those refused by its plan's limit.
+    struct Imported: Sendable {
+        var outcome: CreateOutcome
+        var granted: [String] = []
+        var refused: [String] = []
+    }
+
+    /// Creates each user that is not there yet and grants it `streams` in the same
+    /// transaction, each with a normal lease of `settings`: a player that keeps renewing keeps
+    /// its slot, one that is gone frees it when the lease runs out.
+    func importAll(_ users: [(user: NewUser, streams: [String])], settings: StreamSettings, batchSize: Int = 500) throws -> [Imported] {
         // Ids are drawn outside the transaction, whose body may run again after an eviction.
-        let identified = users.map { (user: $0, id: $0.id ?? UUID().uuidString.lowercased()) }
-        var outcomes: [CreateOutcome] = []
+        let identified = users.map { (user: $0.user, streams: $0.streams, id: $0.user.id ?? UUID().uuidString.lowercased()) }
+        var results: [Imported] = []
         for start in stride(from: 0, to: identified.count, by: batchSize) {
             let batch = identified[start..<min(start + batchSize, identified.count)]
-            outcomes += try store.write(durable: true) { transaction in
-                try batch.map { try Self.insert($0.user, id: $0.id, in: transaction) }
+            results += try store.write(.state, durable: true) { transaction in
+                try batch.map { entry in
+                    let outcome = try Self.insert(entry.user, id: entry.id, in: transaction)
+                    guard case .created(let record) = outcome, !entry.streams.isEmpty else { return Imported(outcome: outcome) }
+                    var imported = Imported(outcome: outcome)
+                    var state = StreamState()
+                    let limit = settings.limit(for: record.subscription)
+                    for stream in entry.streams {
+                        switch state.grant(stream, limit: limit, now: transaction.now, lease: settings.lease) {
+                        case .granted: imported.granted.append(stream)
+                        case .renewed: break
+                        case .refused: imported.refused.append(stream)
+                        }
+                    }
+                    try transaction.put(Key.streams(record.id), state.encoded())
+                    return imported
+                }
             }
         }
-        return outcomes
+        return results
     }
 
     private static func insert(_ user: NewUser, id: String, in transaction: StoreTransaction) throws -> CreateOutcome {
@@ -77,7 +107,7 @@ struct UserStore: Sendable {
 
     /// Deletes the user, its listing entry and its streams in one synced transaction.
     func delete(_ id: String) throws -> UserRecord? {
-        try store.write(durable: true) { transaction in
+        try store.write(.state, durable: true) { transaction in
             guard let bytes = try transaction.get(Key.user(id)) else { return nil }
             let record = try UserRecord.decode(bytes)
             try transaction.delete(Key.user(id))
@@ -137,7 +167,7 @@ struct UserStore: Sendable {
     /// The limit check and the grant in one write transaction: LMDB's single writer makes it
     /// atomic across every thread of every worker.
     func grant(_ stream: String, to id: String, settings: StreamSettings) throws -> GrantResult {
-        try store.write { transaction in
+        try store.write(.state) { transaction in
             guard let bytes = try transaction.get(Key.user(id)) else { return .unknownUser }
             let limit = settings.limit(for: try UserRecord.decode(bytes).subscription)
             var state = try StreamState.decode(transaction.get(Key.streams(id)))
@@ -156,7 +186,7 @@ struct UserStore: Sendable {
     }
 
     func renew(_ stream: String, of id: String, lease: Duration) throws -> LeaseResult<StreamState.Lease> {
-        try store.write { transaction in
+        try store.write(.state) { transaction in
             guard try transaction.get(Key.user(id)) != nil else { return .unknownUser }
             var state = try StreamState.decode(transaction.get(Key.streams(id)))
             guard let renewed = state.renew(stream, now: transaction.now, lease: lease) else { return .notActive }
@@ -166,7 +196,7 @@ struct UserStore: Sendable {
     }
 
     func release(_ stream: String, of id: String) throws -> LeaseResult<Void> {
-        try store.write { transaction in
+        try store.write(.state) { transaction in
             guard try transaction.get(Key.user(id)) != nil else { return .unknownUser }
             var state = try StreamState.decode(transaction.get(Key.streams(id)))
             guard state.release(stream, now: transaction.now) else { return .notActive }

@@ -49,19 +49,14 @@ enum UserView {
         }
     }
 
-    /// A grant's answer: the lease, the slots now in use and the limit, and for the earlier
-    /// service's clients a `message`.
-    static func grant(_ lease: StreamState.Lease, active: Int, limit: Int, message: String? = nil) -> [UInt8] {
+    /// A grant's answer: the lease, the slots now in use and the limit.
+    static func grant(_ lease: StreamState.Lease, active: Int, limit: Int) -> [UInt8] {
         var json = JSONWriter()
         json.object { json in
             json.key("active")
             json.int(active)
             json.key("limit")
             json.int(limit)
-            if let message {
-                json.key("message")
-                json.string(message)
-            }
             leaseFields(lease, into: &json)
         }
         return json.bytes
@@ -90,13 +85,16 @@ enum UserView {
         return json.bytes
     }
 
-    /// Its record: `Name`, `Status` with the active streams (lowercased, as it stored them) and
-    /// `offline.lastOnline`, `Subscription`; plus the `id`.
+    /// Its record, keys in its order: `Name`, `Subscription`, then `Status` with the live
+    /// streams (lowercased, as it stored them) and `offline.lastOnline`. No `id`: the id is
+    /// the record's key in its database.
     static func legacy(_ user: UserStore.Snapshot, into json: inout JSONWriter) {
         let live = user.liveLeases
         json.object { json in
             json.key("Name")
             json.string(user.record.name)
+            json.key("Subscription")
+            json.string(user.record.subscription)
             json.key("Status")
             json.object { json in
                 json.key("Online")
@@ -115,10 +113,6 @@ enum UserView {
                     time(user.streams.lastOnline, into: &json)
                 }
             }
-            json.key("Subscription")
-            json.string(user.record.subscription)
-            json.key("id")
-            json.string(user.record.id)
         }
     }
 
@@ -136,22 +130,6 @@ enum UserView {
             if let nextCursor {
                 json.key("nextCursor")
                 json.string(String(nextCursor))
-            }
-        }
-        return json.bytes
-    }
-
-    /// `{"id", "message"}` and, for a created user, its record under `user`.
-    static func legacyMessage(id: String, message: String, user: UserStore.Snapshot? = nil) -> [UInt8] {
-        var json = JSONWriter()
-        json.object { json in
-            json.key("id")
-            json.string(id)
-            json.key("message")
-            json.string(message)
-            if let user {
-                json.key("user")
-                legacy(user, into: &json)
             }
         }
         return json.bytes

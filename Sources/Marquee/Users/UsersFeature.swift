@@ -19,11 +19,16 @@ public struct UsersFeature: Feature {
 
     public func register(in router: inout Router) {
         UserRoutes(context: context).register(in: &router)
-        LegacyUserRoutes(context: context).register(in: &router)
+        // No token of their own: the caller's address is the whole of their protection.
+        router.group(admitting: CallerRule.legacyUsers.admission(context.services)) { router in
+            LegacyUserRoutes(context: context).register(in: &router)
+        }
     }
 
-    public func reload(_ reader: SettingsReader) throws(SettingsError) {
-        context.replace(try StreamSettings(reader))
+    public func prepareReload(_ reader: SettingsReader) throws(SettingsError) -> @Sendable () -> Void {
+        let settings = try StreamSettings(reader)
+        let context = self.context
+        return { context.replace(settings) }
     }
 
     /// `users` is pool-wide (from the store); the other counters are this worker's since it started.

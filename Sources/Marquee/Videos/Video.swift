@@ -1,8 +1,13 @@
+import Crypto
+
 /// A catalogue video: what `GET /video/{videoId}` answers and what `POST /video/token` signs.
 public struct Video: Sendable, Equatable {
     public var videoId: String
     public var title: String
     public var sources: [Source]
+    /// The earlier service's database id, answered as `_id`: its clients read it. Kept as
+    /// imported or put; the catalogue gives a video without one `generatedLegacyId`.
+    public var legacyId: String?
 
     public struct Source: Sendable, Equatable {
         /// A path below the CDN's address, starting with `/`.
@@ -17,8 +22,19 @@ public struct Video: Sendable, Equatable {
     static let maxSrcLength = 1024
     static let maxTypeLength = 100
     static let maxSize = 1 << 53
+    static let maxLegacyIdLength = 64
     /// Reserved: `/video/token` is the minting route, not a video.
     static let reservedIds: Set<String> = ["token"]
+
+    /// A stable `_id` for a video that came without one: 24 hex digits like the earlier
+    /// service's MongoDB ids, derived from `videoId`, so every worker and every re-import
+    /// answers the same one.
+    static func generatedLegacyId(for videoId: String) -> String {
+        SHA256.hash(data: Array("marquee-video:\(videoId)".utf8)).prefix(12).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
 
     /// Letters, digits, `.`, `_` and `-`, up to 64: ids go into store keys and URL paths.
     static func isValidId(_ id: String) -> Bool {
@@ -43,8 +59,9 @@ public struct Video: Sendable, Equatable {
         }
         let title = errors.string(object, "title", path: "\(path)title", maxLength: maxTitleLength)
         let sources = parseSources(object["sources"], at: "\(path)sources", errors: &errors)
+        let legacyId = errors.string(object, "_id", path: "\(path)_id", maxLength: maxLegacyIdLength, required: false)
         guard errors.problems.count == problemsBefore, let videoId, let title, let sources else { return nil }
-        return Video(videoId: videoId, title: title, sources: sources)
+        return Video(videoId: videoId, title: title, sources: sources, legacyId: legacyId)
     }
 
     static func parseSources(_ value: JSONValue?, at path: String, errors: inout FieldErrors) -> [Source]? {
@@ -125,11 +142,12 @@ public struct Video: Sendable, Equatable {
     }
 
     /// The JSON of `GET /video/{videoId}`, and with `sourceURLs` the minting answer, where
-    /// JSONEncoder's generic machinery would cost more than the signing.
+    /// JSONEncoder's generic machinery would cost more than the signing. `_id` comes first
+    /// (sorted order), which lets the catalogue tell at a glance whether a stored answer has one.
     func json(sourceURLs: [String]? = nil, legacyId: String? = nil) -> [UInt8] {
         var json = JSONWriter()
         json.object { json in
-            if let legacyId {
+            if let legacyId = legacyId ?? self.legacyId {
                 json.key("_id")
                 json.string(legacyId)
             }

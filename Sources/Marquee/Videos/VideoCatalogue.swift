@@ -9,25 +9,40 @@ public struct VideoCatalogue: Sendable {
         self.store = store
     }
 
-    /// The stored answer for `videoId`, ready to send.
+    /// The stored answer for `videoId`, ready to send. One stored before videos had an `_id`
+    /// is answered with its generated one.
     func json(of videoId: String) throws -> [UInt8]? {
-        try store.get(VideoKeys.catalogue(videoId))
+        guard let bytes = try store.get(VideoKeys.catalogue(videoId)) else { return nil }
+        guard !bytes.starts(with: Self.legacyIdPrefix), var video = Self.decode(bytes) else { return bytes }
+        video.legacyId = Video.generatedLegacyId(for: video.videoId)
+        return video.json()
     }
 
-    public func video(_ videoId: String) throws -> Video? {
-        guard let bytes = try json(of: videoId), case .object(let object)? = try? JSONReader.parse(bytes) else { return nil }
+    private static let legacyIdPrefix = Array(#"{"_id":"#.utf8)
+
+    private static func decode(_ bytes: [UInt8]) -> Video? {
+        guard case .object(let object)? = try? JSONReader.parse(bytes) else { return nil }
         var errors = FieldErrors()
         return Video.parse(object, at: "", idFromPath: nil, errors: &errors)
     }
 
-    /// Creates or replaces every video in one synced write; answers how many were new.
+    public func video(_ videoId: String) throws -> Video? {
+        try json(of: videoId).flatMap(Self.decode)
+    }
+
+    /// Creates or replaces every video in one synced write; answers how many were new. A
+    /// video given without an `_id` keeps the one it is stored with, or gets its generated one.
     @discardableResult
     public func save(_ videos: [Video]) throws -> Int {
-        try store.write(durable: true) { txn in
+        try store.write(.state, durable: true) { txn in
             var created = 0
-            for video in videos {
+            for var video in videos {
                 let key = VideoKeys.catalogue(video.videoId)
-                if try txn.get(key) == nil { created += 1 }
+                let stored = try txn.get(key)
+                if stored == nil { created += 1 }
+                if video.legacyId == nil {
+                    video.legacyId = stored.flatMap(Self.decode)?.legacyId ?? Video.generatedLegacyId(for: video.videoId)
+                }
                 try txn.put(key, video.json())
             }
             return created

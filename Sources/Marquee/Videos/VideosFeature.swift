@@ -4,7 +4,8 @@ import LMDBStore
 import Synchronization
 
 /// The video catalogue, its visits and signed playback links:
-/// - `GET /video/{videoId}` answers the video and records a visit through the outbox;
+/// - `GET /video/{videoId}` answers the video and records a visit through the outbox, which
+///   keeps a count and the newest visits per video (see `VisitTable`);
 /// - `POST /video/token` signs a catalogue video's sources for the next CDN in turn;
 /// - `GET /api/v1/tokens/verify` checks an `hmac-sha256` link for nginx's auth_request;
 /// - `PUT /api/v1/videos/{videoId}` and `GET /api/v1/videos/{videoId}/visits` (admin token).
@@ -49,7 +50,7 @@ public struct VideosFeature: Feature {
     /// An outbox whose oldest visit waited this long has no working consumer.
     static let stalledAfterMillis: UInt64 = 60_000
     static let defaultRecentVisits = 20
-    static let maxRecentVisits = 100
+    static let maxRecentVisits = VisitTable.recentKept
 
     public init(services: Services) throws(SettingsError) {
         self.services = services
@@ -74,10 +75,13 @@ public struct VideosFeature: Feature {
         runtime.consumer.stop()
     }
 
-    public func reload(_ reader: SettingsReader) throws(SettingsError) {
+    public func prepareReload(_ reader: SettingsReader) throws(SettingsError) -> @Sendable () -> Void {
         let settings = try Snapshot(reader)
-        runtime.settings.withLock { $0 = settings }
-        warnAboutLegacyScheme(settings.cdns)
+        let feature = self
+        return {
+            feature.runtime.settings.withLock { $0 = settings }
+            feature.warnAboutLegacyScheme(settings.cdns)
+        }
     }
 
     private func warnAboutLegacyScheme(_ configuration: CDNConfiguration) {
@@ -105,6 +109,9 @@ public struct VideosFeature: Feature {
                                   at: StoreClock.nowMillis())
                 do {
                     try outbox.append(visit)
+                } catch is VisitOutbox.Full {
+                    // Health reports the waiting outbox; a line per refused read would flood the log.
+                    throw HTTPError(503, "visit_not_recorded", "the visit could not be recorded; try again")
                 } catch {
                     // A read answered 2xx is a counted visit; one that cannot be recorded is not answered.
                     services.logger.error("cannot record a visit", metadata: ["videoId": "\(videoId)", "error": "\(error)"])
@@ -140,9 +147,9 @@ public struct VideosFeature: Feature {
             return .jsonBytes(200, video.json(sourceURLs: urls, legacyId: legacyId))
         }
 
-        router.get("/api/v1/tokens/verify") { request in
+        router.get("/api/v1/tokens/verify", admitting: CallerRule.loopback.admission(services)) { request in
             let settings = runtime.current
-            if let refusal = runtime.verifier.verify(originalURI: request.header("X-Original-URI"), clientIp: Self.clientIp(request, settings),
+            if let refusal = runtime.verifier.verify(originalURI: request.header("X-Original-URI"), clientIp: Self.protectedClientIp(request, settings),
                                                      configuration: settings.cdns, nowSeconds: Self.nowSeconds()) {
                 throw HTTPError(403, refusal.code, refusal.message)
             }
@@ -160,7 +167,8 @@ public struct VideosFeature: Feature {
             try errors.check()
             guard let video else { throw HTTPError.badRequest("invalid_body", "the body is not a video") }
             let created = try catalogue.save([video]) == 1
-            return .jsonBytes(created ? 201 : 200, video.json())
+            // The stored answer, with the `_id` the catalogue kept or gave it.
+            return .jsonBytes(created ? 201 : 200, try catalogue.json(of: video.videoId) ?? video.json())
         }
 
         router.get("/api/v1/videos/{videoId}/visits") { request in
@@ -207,6 +215,15 @@ public struct VideosFeature: Feature {
 
     static func clientIp(_ request: Request, _ settings: Snapshot) -> String {
         settings.clientAddress.resolve(remoteAddress: request.param("REMOTE_ADDR"), forwardedFor: request.header("X-Forwarded-For"))
+    }
+
+    /// The client of the request that nginx's auth_request guards. That subrequest comes from
+    /// nginx itself, so its REMOTE_ADDR is loopback, and names the client in
+    /// ORIGINAL_REMOTE_ADDR: a param only that internal location sets, which no client header can
+    /// become, and which is read here only, behind the loopback rule.
+    static func protectedClientIp(_ request: Request, _ settings: Snapshot) -> String {
+        settings.clientAddress.resolve(remoteAddress: request.param("ORIGINAL_REMOTE_ADDR") ?? request.param("REMOTE_ADDR"),
+                                       forwardedFor: request.header("X-Forwarded-For"))
     }
 
     static func nowSeconds() -> Int {

@@ -2,6 +2,8 @@ import Foundation
 import Synchronization
 
 /// One successful read of a video: who (client address, user agent), what and when.
+/// Every field a client writes is capped in UTF-8 bytes, so one stored visit stays under
+/// `maxEncodedBytes` whatever the request carried.
 public struct Visit: Codable, Sendable, Equatable {
     /// Unique pool-wide and fixed when the read happens, so that moving the visit again after
     /// a failure overwrites instead of counting it twice.
@@ -12,7 +14,13 @@ public struct Visit: Codable, Sendable, Equatable {
     public var at: UInt64
     public var userAgent: String
 
-    static let maxUserAgentLength = 512
+    /// Caps in UTF-8 bytes. An address is canonical text (at most 45 bytes for IPv6) unless
+    /// nginx passed something unparseable; the video id is checked against the catalogue.
+    public static let maxUserAgentBytes = 512
+    public static let maxIpBytes = 64
+    /// The JSON of one visit: the user agent at most doubles when escaped (`"` and `\`),
+    /// the id, the address, the time and the keys take the rest.
+    public static let maxEncodedBytes = 1_536
     private static let sequence = Atomic<UInt64>(0)
     private static let processTag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
 
@@ -23,9 +31,41 @@ public struct Visit: Codable, Sendable, Equatable {
         let millis = String(at)
         visitId = String(repeating: "0", count: max(0, 13 - millis.count)) + millis + "-\(getpid())-\(Self.processTag)-\(sequence)"
         self.videoId = videoId
-        self.ip = ip
+        self.ip = Self.truncated(ip, toBytes: Self.maxIpBytes)
         self.at = at
-        self.userAgent = String((userAgent ?? "").prefix(Self.maxUserAgentLength))
+        self.userAgent = Self.truncated(Self.withoutControls(userAgent ?? ""), toBytes: Self.maxUserAgentBytes)
+    }
+
+    /// The longest prefix of `text` that fits in `limit` UTF-8 bytes, cut between characters
+    /// (grapheme clusters) so that no accent is parted from its letter. A single character
+    /// longer than the limit (a letter followed by hundreds of combining marks) is cut between
+    /// Unicode scalars instead: the result is always valid UTF-8 and never over the limit.
+    public static func truncated(_ text: String, toBytes limit: Int) -> String {
+        guard text.utf8.count > limit else { return text }
+        var end = text.startIndex
+        var bytes = 0
+        for index in text.indices {
+            let next = text.index(after: index)
+            let size = text.utf8.distance(from: index, to: next)
+            guard bytes + size <= limit else { break }
+            bytes += size
+            end = next
+        }
+        if end > text.startIndex { return String(text[..<end]) }
+        var scalars = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            guard bytes + scalar.utf8.count <= limit else { break }
+            bytes += scalar.utf8.count
+            scalars.append(scalar)
+        }
+        return String(scalars)
+    }
+
+    /// Control characters carry nothing a reader of the visits needs, and each would grow
+    /// sixfold in JSON (`\u0001`).
+    static func withoutControls(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        return String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.properties.generalCategory != .control }))
     }
 
     /// The time a visit id starts with.
@@ -40,7 +80,9 @@ public struct Visit: Codable, Sendable, Equatable {
     }
 
     func encoded() -> [UInt8] {
-        (try? Array(JSONEncoder().encode(self))) ?? []
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        return (try? Array(encoder.encode(self))) ?? []
     }
 
     static func decode(_ bytes: [UInt8]) -> Visit? {
@@ -49,10 +91,12 @@ public struct Visit: Codable, Sendable, Equatable {
 }
 
 /// Where the video feature keeps its state in the store. None of it has a time-to-live:
-/// it is state, never evicted.
+/// it is state, never evicted; the visits are bounded by count instead.
 /// - `videos/catalogue/<videoId>`: the video, as the JSON `GET /video/{videoId}` answers.
-/// - `videos/outbox/<visitId>`: a visit read but not yet moved (JSON `Visit`).
-/// - `videos/visits/<videoId>/<reversed time>-<visitId>`: a moved visit, newest first.
+/// - `videos/outbox/<visitId>`: a visit read but not yet moved (JSON `Visit`), at most
+///   `VisitOutbox.maxQueued`.
+/// - `videos/visits/<videoId>/<reversed time>-<visitId>`: a moved visit, newest first, the
+///   newest `VisitTable.recentKept` per video.
 /// - `videos/visit-count/<videoId>`, `videos/stats/*`: counters kept in the same transactions.
 /// - `videos/outbox-rejected/<visitId>`: an outbox entry that did not decode, set aside.
 /// - lease `videos/visits-consumer`. The round-robin cursor is the store's shared counter

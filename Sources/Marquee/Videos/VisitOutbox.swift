@@ -1,22 +1,49 @@
 import LMDBStore
 
-/// The durable outbox between a video read and the visits table: the read appends its visit
-/// in one synced write, and the pool's one consumer moves visits on in batches. An entry
-/// leaves the outbox only in the transaction that stores its visit, so a failed or
-/// interrupted move leaves it for the next try, and a repeated one finds the visit there.
+/// The outbox between a video read and the visits table: the read appends its visit in one
+/// commit that does not wait for the disk, and the pool's one consumer moves visits on in
+/// batches, each move flushed to disk. An entry leaves the outbox only in the transaction that
+/// stores its visit, so a failed or interrupted move leaves it for the next try.
+///
+/// What a crash can lose: a kill -9 of any process loses no appended visit. A power loss or
+/// kernel crash can lose the visits appended since the last flush: those of the last
+/// consumer interval while a consumer runs, at most `maxQueued` when none does (any durable
+/// write of another feature flushes them too).
+///
+/// Every write of visit state goes through `write(durable:_:)`, as a disposable write: near a
+/// full map, visits are refused before accounts, streams and the catalogue are.
 public struct VisitOutbox: Sendable {
     let store: Store
+    /// Visits waiting to be moved, pool-wide; a read past it is refused rather than stored.
+    public static let maxQueued = 50_000
 
     public init(store: Store) {
         self.store = store
     }
 
-    /// Appends `visit`; when this returns, the visit survives a crash of any process.
+    public struct Full: Error, CustomStringConvertible {
+        public var description: String { "the visits outbox holds \(VisitOutbox.maxQueued) visits" }
+    }
+
+    /// Appends `visit`; when this returns, the visit survives a crash of any process (see the
+    /// type's comment for a power loss). Throws `Full` when the outbox is at its cap.
     public func append(_ visit: Visit) throws {
-        try store.write(durable: true) { txn in
+        try write(durable: false) { txn in
+            let enqueued = try Self.number(txn, VideoKeys.enqueued)
+            let left = try Self.number(txn, VideoKeys.moved) + Self.number(txn, VideoKeys.rejected)
+            guard enqueued - left < Self.maxQueued else { throw Full() }
             try txn.put(VideoKeys.outbox(visit.visitId), visit.encoded())
             _ = try txn.increment(VideoKeys.enqueued)
         }
+    }
+
+    /// The one place visit state is written.
+    func write<T>(durable: Bool, _ body: (StoreTransaction) throws -> T) throws -> T {
+        try store.write(.disposable, durable: durable, body)
+    }
+
+    static func number(_ txn: StoreTransaction, _ key: String) throws -> Int {
+        try txn.get(key).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
     }
 
     public struct Moved: Sendable, Equatable {
@@ -28,16 +55,19 @@ public struct VisitOutbox: Sendable {
         public var total: Int { moved + alreadyStored + rejected }
     }
 
-    /// Moves up to `limit` of the oldest visits into the visits table, in one synced write.
+    /// Moves up to `limit` of the oldest visits into the visits table, in one synced write that
+    /// also drops each touched video's visits beyond the newest `VisitTable.recentKept`.
     public func moveBatch(limit: Int) throws -> Moved {
-        try store.write(durable: true) { txn in
+        try write(durable: true) { txn in
             var result = Moved(moved: 0, alreadyStored: 0, rejected: 0)
+            var added: [String: Int] = [:]
             for (key, entry) in try txn.scan(prefix: VideoKeys.outboxPrefix, limit: limit) {
                 if let visit = Visit.decode(entry.value) {
                     let tableKey = visit.tableKey
                     if try txn.get(tableKey) == nil {
                         try txn.put(tableKey, entry.value)
                         _ = try txn.increment(VideoKeys.visitCount(visit.videoId))
+                        added[visit.videoId, default: 0] += 1
                         result.moved += 1
                     } else {
                         result.alreadyStored += 1
@@ -47,6 +77,9 @@ public struct VisitOutbox: Sendable {
                     result.rejected += 1
                 }
                 try txn.delete(key)
+            }
+            for (videoId, count) in added {
+                try VisitTable.trim(videoId, added: count, in: txn)
             }
             if result.moved + result.alreadyStored > 0 {
                 _ = try txn.increment(VideoKeys.moved, by: Int64(result.moved + result.alreadyStored))
@@ -68,11 +101,8 @@ public struct VisitOutbox: Sendable {
     /// Pool-wide counts, from the store.
     public func figures() throws -> Figures {
         try store.read { txn in
-            func number(_ key: String) throws -> Int {
-                try txn.get(key).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
-            }
-            return Figures(enqueued: try number(VideoKeys.enqueued), moved: try number(VideoKeys.moved),
-                           rejected: try number(VideoKeys.rejected), oldestQueuedAt: try oldestQueuedAt(txn))
+            Figures(enqueued: try Self.number(txn, VideoKeys.enqueued), moved: try Self.number(txn, VideoKeys.moved),
+                    rejected: try Self.number(txn, VideoKeys.rejected), oldestQueuedAt: try oldestQueuedAt(txn))
         }
     }
 

@@ -10,6 +10,8 @@ final class Stack: @unchecked Sendable {
     let port: Int
     let socketPath: String
     let client: HTTPClient
+    /// Raw request targets from a chosen source address (curl), for path spellings URLSession would normalise.
+    let raw: RawHTTP
     private(set) var workers: [ChildProcess] = []
     private var nginx: ChildProcess?
     private let listenerFd: Int32
@@ -26,6 +28,7 @@ final class Stack: @unchecked Sendable {
         self.port = port
         socketPath = directory.appendingPathComponent("marquee.sock").path
         client = HTTPClient(base: "http://127.0.0.1:\(port)")
+        raw = RawHTTP(port: port)
         listenerFd = try FastCGIListener.bind(socketPath, mode: 0o660).fd
         var defaults = [
             "MARQUEE_STORE_DIR": directory.appendingPathComponent("store").path,
@@ -41,7 +44,8 @@ final class Stack: @unchecked Sendable {
         workerEnvironment = defaults
         do {
             for _ in 0..<count { _ = try startWorker() }
-            nginx = try Self.startNginx(in: directory, port: port, socket: socketPath, rates: rates, extra: renderArguments)
+            nginx = try Self.startNginx(in: directory, port: port, socket: socketPath, rates: rates, extra: renderArguments,
+                                        environment: defaults)
             try await waitUntilHealthy()
         } catch {
             stop()
@@ -66,8 +70,10 @@ final class Stack: @unchecked Sendable {
     }
 
     /// nginx with the project's site rendered by deploy/nginx-render into `directory`/nginx,
-    /// listening on `port` in front of the worker socket `socket`.
-    static func startNginx(in directory: URL, port: Int, socket: String, rates: String, extra: [String] = []) throws -> ChildProcess {
+    /// listening on `port` in front of the worker socket `socket`. The render reads the settings
+    /// it shares with the workers (MARQUEE_INTERNAL_NETWORKS, MARQUEE_LEGACY_USERS) from `environment`.
+    static func startNginx(in directory: URL, port: Int, socket: String, rates: String, extra: [String] = [],
+                           environment: [String: String] = [:]) throws -> ChildProcess {
         let out = directory.appendingPathComponent("nginx")
         let media = directory.appendingPathComponent("media")
         try FileManager.default.createDirectory(at: media, withIntermediateDirectories: true)
@@ -80,7 +86,7 @@ final class Stack: @unchecked Sendable {
             arguments: [TestPaths.script("deploy/nginx-render"), "--out", out.path, "--listen", "127.0.0.1:\(port)",
                         "--socket", socket, "--rates", rates, "--media-root", media.path,
                         "--secure-link-secret-file", secretFile.path, "--nginx-workers", "1"] + extra,
-            logDirectory: directory
+            environment: environment, logDirectory: directory
         )
         guard render.waitForExit(timeout: .seconds(30)) == 0 else {
             throw StackError("deploy/nginx-render failed: \(render.log)")
