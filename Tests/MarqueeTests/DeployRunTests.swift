@@ -124,7 +124,7 @@ struct DeployRunTests {
         #expect(site.contains("\(secret)\""), "nginx checks the links with the file's secret")
 
         kill(pid, SIGTERM)
-        #expect(strace.waitForExit(timeout: .seconds(40)) == 0, "deploy/run stopped on SIGTERM")
+        #expect(strace.waitForExit(timeout: .seconds(90)) == 0, "deploy/run stopped on SIGTERM: \(strace.log.suffix(3000))")
         #expect(!started.contains(where: alive), "deploy/run stopped the pool and nginx")
         let output = strace.log
         #expect(!output.contains(secret), "deploy/run printed the secret")
