@@ -69,6 +69,11 @@ struct VideoTokenSchemeTests {
                          "\(now + 60).0", "%D9%A1\(now + 60)", "%EF%BC%91\(now + 60)", "-\(now + 60)", "0x6B49D25C", ""] {
             #expect(verdict(valid.replacingOccurrences(of: "expires=\(now + 60)", with: "expires=\(spelling)"), first) == "token_invalid", "\(spelling)")
         }
+        // A token parameter named twice is refused, whichever copy is the valid one.
+        for repeated in ["expires=\(now + 60)", "expires=1", "kid=k1", "kid=k9", "sig=x", "%73ig=x"] {
+            #expect(verdict(valid + "&" + repeated, first) == "token_invalid", "\(repeated)")
+        }
+        #expect(verdict(valid + "&other=1&other=2", first) == "valid", "other parameters may repeat")
         #expect(TokenVerifier.canonicalExpires("1800000060") == 1_800_000_060)
         #expect(TokenVerifier.canonicalExpires("0") == 0)
         #expect(TokenVerifier.canonicalExpires("999999999999") == 999_999_999_999)

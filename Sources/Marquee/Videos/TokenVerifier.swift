@@ -32,6 +32,9 @@ final class TokenVerifier: Sendable {
         guard let expiresText = query["expires"], let kid = query["kid"], let sigText = query["sig"] else {
             return Refusal(code: "token_missing", message: "the link carries no expires, kid and sig")
         }
+        guard !Self.repeatsTokenParameter(parts[1]) else {
+            return Refusal(code: "token_invalid", message: "the link names a token parameter twice")
+        }
         // Decoded as nginx decodes $uri, without turning + into a space.
         guard let path = QueryString.percentDecoded(parts[0].replacing("+", with: "%2B")),
               let expires = Self.canonicalExpires(expiresText),
@@ -53,6 +56,18 @@ final class TokenVerifier: Sendable {
             return Refusal(code: "token_expired", message: "the link has expired")
         }
         return nil
+    }
+
+    /// A link that names expires, kid or sig twice means one thing to a reader that takes the
+    /// first (this one, nginx's `$arg_`) and another to one that takes the last: refused whole.
+    static func repeatsTokenParameter(_ query: Substring) -> Bool {
+        var seen: Set<String> = []
+        for pair in query.split(separator: "&") {
+            guard let name = QueryString.percentDecoded(pair.prefix { $0 != "=" }),
+                  ["expires", "kid", "sig"].contains(name) else { continue }
+            if !seen.insert(name).inserted { return true }
+        }
+        return false
     }
 
     /// `expires` exactly as the minter writes it: ASCII digits, no sign, no leading zero, at
