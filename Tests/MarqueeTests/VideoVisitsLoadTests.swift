@@ -55,6 +55,39 @@ struct VideoVisitsLoadTests {
         #expect(figures.moved == count)
     }
 
+    @Test("2,000 anonymous reads make the workers flush the disk a fraction as often: appends wait for no flush")
+    func readsDoNotFlushEach() async throws {
+        let stack = try await Stack("video-visits-sync", workers: 2)
+        defer { stack.stop() }
+        let put = try await stack.client.request("PUT", "/api/v1/videos/12345", headers: ["Authorization": "Bearer \(Stack.adminToken)"],
+                                                 body: try VideoFixtures.data("video-12345.json"))
+        #expect(put.status == 201)
+
+        // Every flush LMDB can make (mdb_env_sync is fdatasync, or msync with a writable map),
+        // counted in both workers while the reads run.
+        let trace = stack.directory.appendingPathComponent("sync.trace")
+        let strace = try ChildProcess("strace-sync", executable: "/usr/bin/strace",
+                                      arguments: ["-f", "-qq", "-e", "trace=fsync,fdatasync,msync,sync_file_range", "-o", trace.path]
+                                          + stack.workers.flatMap { ["-p", String($0.pid)] },
+                                      logDirectory: stack.directory)
+        defer { strace.stop() }
+        try await Task.sleep(for: .seconds(1))
+
+        let reads = 2_000
+        let client = stack.client
+        let statuses = await concurrently(reads, width: 16) { index in
+            (try? await client.get("/video/12345", headers: ["User-Agent": "sync-probe/\(index)"]).status) ?? 0
+        }
+        #expect(statuses.allSatisfy { $0 == 200 }, "\(Dictionary(grouping: statuses, by: { $0 }).mapValues(\.count))")
+        try await VideoCatalogueTests.waitUntilDrained(stack, timeout: .seconds(60))
+        strace.signal(SIGTERM)
+        #expect(strace.waitForExit(timeout: .seconds(20)) != nil, "strace detached")
+
+        let calls = try String(contentsOf: trace, encoding: .utf8).split(separator: "\n").filter { $0.contains("sync(") }
+        print("\(reads) reads, \(calls.count) flushes")
+        #expect(calls.count < reads / 5, "\(calls.count) flushes for \(reads) reads")
+    }
+
     static let anonymousReads = 20_000
     /// What 20,000 reads with the largest user agents may leave in the store, counting every
     /// page the trees hold (`StoreStats.usedBytes`); before visits were bounded they wrote
