@@ -8,7 +8,6 @@ import Testing
 struct LegacyUserServiceTests {
     static let html = "text/html; charset=utf-8"
     static let json = "application/json; charset=utf-8"
-    static let plain = "text/plain; charset=utf-8"
 
     /// A request as the earlier service's test client sent it: the body is JSON text, the
     /// content type says form-encoded.
@@ -84,10 +83,10 @@ struct LegacyUserServiceTests {
         #expect(removed.header("Content-Type") == Self.html)
         #expect(removed.text == "user 010 successfully deleted")
 
-        // 8. getUser with an empty id: Express's sendStatus(400).
+        // 8. getUser with an empty id: 400 "Bad Request".
         let empty = try await Self.send(stack, "GET", "/getUser?id=")
         #expect(empty.status == 400)
-        #expect(empty.header("Content-Type") == Self.plain)
+        #expect(empty.header("Content-Type") == Self.html)
         #expect(empty.text == "Bad Request")
 
         // 9. getallusers: `Users` keyed by id, each in the shape of step 3.
@@ -132,7 +131,7 @@ struct LegacyUserServiceTests {
         for (method, path, body) in refusals {
             let answer = try await Self.send(stack, method, path, body)
             #expect(answer.status == 400, "\(method) \(path) \(body ?? "")")
-            #expect(answer.header("Content-Type") == Self.plain, "\(method) \(path)")
+            #expect(answer.header("Content-Type") == Self.html, "\(method) \(path)")
             #expect(answer.text == "Bad Request", "\(method) \(path)")
         }
         #expect(try await Self.send(stack, "GET", "/getuser?id=u0").json()?["Name"] as? String == "User 0", "a taken id is never overwritten")

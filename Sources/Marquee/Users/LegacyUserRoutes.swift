@@ -4,10 +4,10 @@ import FastCGI
 /// bugs of its shapes included (README, "Drop-in routes"). No admin token, as before: nginx
 /// admits internal networks only unless MARQUEE_LEGACY_USERS=open.
 ///
-/// Its Express app matched paths ignoring case and answered as Express does: `res.send` of a
-/// string is `text/html; charset=utf-8`, `res.json` is `application/json; charset=utf-8`, and
-/// every refusal was `sendStatus(400)`, a `text/plain` "Bad Request". Its clients check for
-/// 200 and read those texts, so a refused stream is a 200 too; the 409 stays on /api/v1.
+/// Its Express app matched paths ignoring case and answered as Express's `res.send` does: a
+/// string is `text/html; charset=utf-8`, an object `application/json; charset=utf-8`, and
+/// every refusal was 400 "Bad Request", text like every other answer of its. Its clients check
+/// for 200 and read those texts, so a refused stream is a 200 too; the 409 stays on /api/v1.
 struct LegacyUserRoutes {
     let context: UsersContext
 
@@ -112,9 +112,9 @@ struct LegacyUserRoutes {
         FastCGIResponse(status: 200, headers: [(name: "Content-Type", value: "application/json; charset=utf-8")], body: body)
     }
 
-    /// Express's `sendStatus`: the reason phrase as `text/plain`.
+    /// The reason phrase as its text, the way the earlier service sent its statuses.
     static func plain(_ status: Int, headers: [(name: String, value: String)] = []) -> FastCGIResponse {
-        FastCGIResponse(status: status, headers: [(name: "Content-Type", value: "text/plain; charset=utf-8")] + headers,
+        FastCGIResponse(status: status, headers: [(name: "Content-Type", value: "text/html; charset=utf-8")] + headers,
                         body: Array(FastCGIResponse.reason(for: status).utf8))
     }
 }
