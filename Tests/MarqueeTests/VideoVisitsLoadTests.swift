@@ -13,9 +13,7 @@ struct VideoVisitsLoadTests {
     func visitsSurviveKill() async throws {
         let stack = try await Stack("video-visits-load", workers: 2)
         defer { stack.stop() }
-        let put = try await stack.client.request("PUT", "/api/v1/videos/12345", headers: ["Authorization": "Bearer \(Stack.adminToken)"],
-                                                 body: try VideoFixtures.data("video-12345.json"))
-        #expect(put.status == 201)
+        #expect(try await Self.catalogueVideo12345(stack) == 201)
 
         let ledger = ReadLedger()
         let load = Task {
@@ -59,9 +57,7 @@ struct VideoVisitsLoadTests {
     func readsDoNotFlushEach() async throws {
         let stack = try await Stack("video-visits-sync", workers: 2)
         defer { stack.stop() }
-        let put = try await stack.client.request("PUT", "/api/v1/videos/12345", headers: ["Authorization": "Bearer \(Stack.adminToken)"],
-                                                 body: try VideoFixtures.data("video-12345.json"))
-        #expect(put.status == 201)
+        #expect(try await Self.catalogueVideo12345(stack) == 201)
 
         // Every flush LMDB can make (mdb_env_sync is fdatasync, or msync with a writable map),
         // counted in both workers while the reads run.
@@ -100,9 +96,7 @@ struct VideoVisitsLoadTests {
     func anonymousReadsAreBounded() async throws {
         let stack = try await Stack("video-visits-bound", workers: 2)
         defer { stack.stop() }
-        let put = try await stack.client.request("PUT", "/api/v1/videos/12345", headers: ["Authorization": "Bearer \(Stack.adminToken)"],
-                                                 body: try VideoFixtures.data("video-12345.json"))
-        #expect(put.status == 201)
+        #expect(try await Self.catalogueVideo12345(stack) == 201)
 
         let script = stack.directory.appendingPathComponent("visits.lua")
         let finished = stack.directory.appendingPathComponent("wrk-threads-done")
@@ -205,6 +199,12 @@ struct VideoVisitsLoadTests {
 
     /// Reads until the ledger has its 10,000 successes. A failed read is retried as a new read
     /// with its own user agent, so that each stored visit names the one attempt it came from.
+    /// Puts the fixture video 12345 in the catalogue; the status of the PUT.
+    static func catalogueVideo12345(_ stack: Stack) async throws -> Int {
+        try await stack.client.request("PUT", "/api/v1/videos/12345", headers: ["Authorization": "Bearer \(Stack.adminToken)"],
+                                       body: try VideoFixtures.data("video-12345.json")).status
+    }
+
     static func readUntilDone(_ client: HTTPClient, _ ledger: ReadLedger) async {
         while let index = ledger.next() {
             var attempt = 0
