@@ -49,16 +49,16 @@ struct ResilienceTests {
                                       arguments: ["hold-write", stack.directory.appendingPathComponent("store").path, "6", "256"],
                                       logDirectory: stack.directory)
         defer { holder.stop() }
-        try await Self.waitUntil(.seconds(10)) { holder.log.contains("holding") }
+        try #require(try await eventually(within: .seconds(10)) { holder.log.contains("holding") })
         let held = ContinuousClock.now
 
         // The bound (1 s), plus up to one probe interval (1 s) before the probe write starts to wait.
         var unavailable: HTTPAnswer?
-        try await Self.waitUntil(.seconds(4)) {
+        try #require(try await eventually(within: .seconds(4)) {
             let answer = try? await stack.client.get("/api/v1/health")
             if answer?.status == 503 { unavailable = answer }
             return unavailable != nil
-        }
+        })
         let stalledAt = ContinuousClock.now
         #expect(stalledAt - held < .seconds(3.5))
         #expect(unavailable?.json()?["status"] as? String == "unavailable")
@@ -68,7 +68,7 @@ struct ResilienceTests {
         #expect(notifications.pings(since: stalledAt + .milliseconds(500)) == 0, "no WATCHDOG=1 while the store cannot commit")
 
         #expect(holder.waitForExit(timeout: .seconds(10)) == 0)
-        try await Self.waitUntil(.seconds(4)) { (try? await stack.client.get("/api/v1/health"))?.status == 200 }
+        try #require(try await eventually(within: .seconds(4)) { (try? await stack.client.get("/api/v1/health"))?.status == 200 })
         let released = ContinuousClock.now
         try await Task.sleep(for: .seconds(1))
         #expect(notifications.pings(since: released) >= 2, "WATCHDOG=1 again once commits go through")
@@ -130,14 +130,6 @@ struct ResilienceTests {
         #expect(notifications.pings(since: started) >= 3, "pings before the threads were stuck")
         #expect(stack.workers[0].waitForExit(timeout: .seconds(10)) == 75)
         #expect(notifications.pings(since: started + .seconds(2.5)) == 0)
-    }
-
-    static func waitUntil(_ timeout: Duration, _ condition: () async -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while !(await condition()) {
-            guard ContinuousClock.now < deadline else { throw StackError("condition not met within \(timeout)") }
-            try await Task.sleep(for: .milliseconds(100))
-        }
     }
 
     struct Figures: Equatable {

@@ -20,7 +20,7 @@ struct TrailersEventsTests {
         #expect(event?["url"] as? String == TrailersFixtures.arrival)
         #expect(event?["status"] as? String == "queued")
 
-        let drained = try await TrailersFixtures.eventually(within: .seconds(2)) {
+        let drained = try await eventually(within: .seconds(2)) {
             let events = TrailersFixtures.events(try await TrailersFixtures.status(stack))
             return events["queueDepth"] as? Int == 0 && events["processed"] as? Int == 1
         }
@@ -67,7 +67,7 @@ struct TrailersEventsTests {
         #expect(refused.map { $0["index"] as? Int } == [1, 3])
         #expect(refused.map { $0["code"] as? String } == ["invalid_url", "unsupported_type"])
 
-        let drained = try await TrailersFixtures.eventually(within: .seconds(3)) {
+        let drained = try await eventually(within: .seconds(3)) {
             TrailersFixtures.events(try await TrailersFixtures.status(stack))["processed"] as? Int == 2
         }
         #expect(drained)
@@ -89,7 +89,7 @@ struct TrailersEventsTests {
         fake.set(TrailersFixtures.arrivalPaths[0], .status(503, []))
         #expect(try await TrailersFixtures.post(stack, ["type": "new-content", "url": TrailersFixtures.arrival]).status == 202)
 
-        let parked = try await TrailersFixtures.eventually(within: .seconds(5)) {
+        let parked = try await eventually(within: .seconds(5)) {
             TrailersFixtures.events(try await TrailersFixtures.status(stack))["parked"] as? Int == 1
         }
         #expect(parked)
@@ -105,7 +105,7 @@ struct TrailersEventsTests {
         fake.loadFixtures()
         let again = try await TrailersFixtures.post(stack, ["type": "new-content", "url": TrailersFixtures.arrival])
         #expect((again.json()?["events"] as? [[String: Any]])?.first?["status"] as? String == "requeued")
-        let processed = try await TrailersFixtures.eventually(within: .seconds(3)) {
+        let processed = try await eventually(within: .seconds(3)) {
             let events = TrailersFixtures.events(try await TrailersFixtures.status(stack))
             return events["parked"] as? Int == 0 && events["processed"] as? Int == 1
         }
@@ -127,7 +127,7 @@ struct TrailersEventsTests {
         #expect(posted.status == 202)
 
         var holder: String?
-        _ = try await TrailersFixtures.eventually(within: .seconds(3)) {
+        _ = try await eventually(within: .seconds(3)) {
             holder = (try await TrailersFixtures.status(stack)["consumer"] as? [String: Any])?["holder"] as? String
             return holder != nil && films.allSatisfy { fake.calls($0.paths[0]) > 0 }
         }
@@ -140,7 +140,7 @@ struct TrailersEventsTests {
         for film in films { fake.set(film.paths[0], .json(TrailersFixtures.viaplayDocument(imdbId: film.imdbId))) }
         try stack.startWorker()
 
-        let drained = try await TrailersFixtures.eventually(within: .seconds(10)) {
+        let drained = try await eventually(within: .seconds(10)) {
             TrailersFixtures.events(try await TrailersFixtures.status(stack))["queueDepth"] as? Int == 0
         }
         #expect(drained)
@@ -175,7 +175,7 @@ struct TrailersEventsTests {
 
         func refreshCalls() -> Int { films.map { fake.calls($0.paths[2]) }.reduce(0, +) - films.count }
         var firstAt: ContinuousClock.Instant?
-        let allRefreshed = try await TrailersFixtures.eventually(within: .seconds(10)) {
+        let allRefreshed = try await eventually(within: .seconds(10)) {
             if firstAt == nil, refreshCalls() >= 1 { firstAt = .now }
             return refreshCalls() >= films.count
         }

@@ -70,14 +70,4 @@ enum TrailersFixtures {
         try await stack.client.request("POST", "/api/v1/content-events", headers: adminHeaders,
                                        body: try JSONSerialization.data(withJSONObject: body))
     }
-
-    /// Polls until `condition` holds or `timeout` passes; answers whether it held.
-    static func eventually(within timeout: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return try await condition()
-    }
 }

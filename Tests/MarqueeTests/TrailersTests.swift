@@ -312,7 +312,7 @@ struct TrailersTests {
         )
         defer { run.stop(grace: .seconds(40)) }
         let client = HTTPClient(base: "http://127.0.0.1:\(port)")
-        let up = try await TrailersFixtures.eventually(within: .seconds(60)) { await client.status("/api/v1/health") == 200 }
+        let up = try await eventually(within: .seconds(60)) { await client.status("/api/v1/health") == 200 }
         try #require(up, "deploy/run did not come up: \(run.log)")
         let path = TrailersFixtures.path(TrailersFixtures.arrival)
         #expect(try await client.get(path).status == 200)

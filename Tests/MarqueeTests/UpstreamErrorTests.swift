@@ -18,15 +18,6 @@ struct UpstreamErrorTests {
         stack.workers.map(\.log).joined(separator: "\n")
     }
 
-    static func waitUntil(timeout: Duration, _ condition: () async throws -> Bool) async rethrows -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(100))
-        }
-        return false
-    }
-
     @Test("trailers: a closed port and a bogus DNS name give 502 upstream_error with a generic message; the log names the host")
     func trailers() async throws {
         for (label, base, host) in [("closed", "http://127.0.0.1:9", "127.0.0.1"), ("dns", "http://\(Self.bogusHost)", Self.bogusHost)] {
@@ -42,7 +33,7 @@ struct UpstreamErrorTests {
             }
             let answer = try await stack.client.get(TrailersFixtures.path(TrailersFixtures.arrival))
             #expect(answer.errorCode == "upstream_error")
-            let logged = await Self.waitUntil(timeout: .seconds(5)) {
+            let logged = try await eventually(within: .seconds(5)) {
                 Self.logs(stack).split(separator: "\n").contains { $0.contains("trailer lookup failed") && $0.contains(host) }
             }
             #expect(logged, "\(label): no log line names \(host): \(Self.logs(stack).suffix(2000))")
@@ -55,7 +46,7 @@ struct UpstreamErrorTests {
             "MARQUEE_GHIBLI_BASE_URL": "http://\(Self.bogusHost)", "MARQUEE_MOVIES_REFRESH_SECONDS": "1",
         ])
         defer { unresolved.stop() }
-        let failedLoad = await Self.waitUntil(timeout: .seconds(15)) { Self.logs(unresolved).contains("movies: load failed") }
+        let failedLoad = try await eventually(within: .seconds(15)) { Self.logs(unresolved).contains("movies: load failed") }
         #expect(failedLoad)
         #expect(Self.logs(unresolved).split(separator: "\n").contains { $0.contains("movies: load failed") && $0.contains(Self.bogusHost) })
         for path in ["/api/v1/movies", "/movies/", "/api/v1/health"] {
@@ -68,10 +59,10 @@ struct UpstreamErrorTests {
             "MARQUEE_GHIBLI_BASE_URL": fake.baseURL, "MARQUEE_MOVIES_REFRESH_SECONDS": "1",
         ])
         defer { stack.stop() }
-        let loaded = try await Self.waitUntil(timeout: .seconds(15)) { try await stack.client.get("/api/v1/movies").status == 200 }
+        let loaded = try await eventually(within: .seconds(15)) { try await stack.client.get("/api/v1/movies").status == 200 }
         #expect(loaded)
         fake.stop()
-        let degraded = try await Self.waitUntil(timeout: .seconds(20)) {
+        let degraded = try await eventually(within: .seconds(20)) {
             try await stack.client.get("/api/v1/health").json()?["status"] as? String == "degraded"
         }
         #expect(degraded)
