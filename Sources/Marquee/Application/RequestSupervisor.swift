@@ -25,10 +25,10 @@ final class RequestSupervisor: Sendable {
     /// Whether a thread stayed stuck past twice the time limit.
     var mustRecycle: Bool { recycleRequested.load(ordering: .acquiring) }
 
-    func begin(_ request: FastCGIRequest, method: String, path: String) -> Int {
+    /// `requestId` is the one the request's answer and log line carry, already checked.
+    func begin(_ request: FastCGIRequest, method: String, path: String, requestId: String?) -> Int {
         let ticket = nextTicket.wrappingAdd(1, ordering: .relaxed).newValue
-        let entry = Running(exchange: request.exchange, method: method, path: path, requestId: request.param("HTTP_X_REQUEST_ID"),
-                            started: .now)
+        let entry = Running(exchange: request.exchange, method: method, path: path, requestId: requestId, started: .now)
         running.withLock { $0[ticket] = entry }
         return ticket
     }

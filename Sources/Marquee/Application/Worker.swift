@@ -172,8 +172,8 @@ public final class Worker: Sendable {
         let snapshot = services.snapshot
         let settings = snapshot.settings
         var request = Request(fastCGI, maxBodyBytes: settings.maxBodyBytes)
-        let ticket = services.supervisor.begin(fastCGI, method: request.method, path: request.path)
         let requestId = request.requestId
+        let ticket = services.supervisor.begin(fastCGI, method: request.method, path: request.path, requestId: requestId)
         var response: FastCGIResponse
         if let declared = request.param("CONTENT_LENGTH").flatMap(Int.init), declared > settings.maxBodyBytes {
             // Refused before routing, so that no route reads a body it would refuse anyway.
