@@ -52,20 +52,23 @@ public final class UpstreamClient: Sendable {
         var lastError = UpstreamError.timeout
         for attempt in 1...2 {
             let pause: Duration
-            switch once(url, headers: headers, maxBytes: maxBytes, deadline: deadline) {
+            let started = ContinuousClock.now
+            let result = once(url, headers: headers, maxBytes: maxBytes, deadline: deadline)
+            let took = ContinuousClock.now - started
+            switch result {
             case .success(let answer) where answer.status == 429:
-                metrics.record(upstream, "rate_limited")
+                metrics.record(upstream, "rate_limited", duration: took)
                 lastError = .rateLimited
                 pause = answer.retryAfter ?? Self.jitter()
             case .success(let answer) where answer.status >= 500:
-                metrics.record(upstream, "server_error")
+                metrics.record(upstream, "server_error", duration: took)
                 lastError = .status(answer.status)
                 pause = Self.jitter()
             case .success(let answer):
-                metrics.record(upstream, answer.status >= 400 ? "client_error" : "ok")
+                metrics.record(upstream, answer.status >= 400 ? "client_error" : "ok", duration: took)
                 return Response(status: answer.status, body: answer.body)
             case .failure(let error):
-                metrics.record(upstream, error.outcome)
+                metrics.record(upstream, error.outcome, duration: took)
                 guard case .connection = error else { throw error }
                 lastError = error
                 pause = Self.jitter()
