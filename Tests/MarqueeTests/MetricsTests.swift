@@ -227,7 +227,7 @@ struct MetricsTests {
         Counter(label: "jobs", dimensions: [("kind", "a")], factory: first!).increment(by: 3)
         Counter(label: "jobs", dimensions: [("kind", "a")], factory: second).increment(by: 4)
         Meter(label: "busy", factory: first!).set(5)
-        let timer = Timer(label: "work", factory: second)
+        let timer = CoreMetrics.Timer(label: "work", factory: second)
         for nanoseconds in [40_000, 90_000, 900_000, 20_000_000, 9_000_000_000] as [Int64] { timer.recordNanoseconds(nanoseconds) }
         var pool = PoolMetrics.read(directory: directory)
         #expect(pool.counters["jobs_total{kind=\"a\"}"] == 7)

@@ -1,4 +1,5 @@
 import FastCGI
+import LMDBStore
 import Logging
 import SharedMetrics
 import Synchronization
