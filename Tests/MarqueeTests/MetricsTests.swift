@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import Marquee
 import SharedMetrics
 import Testing
 
@@ -214,6 +215,20 @@ struct MetricsTests {
         #expect(answer.status == 404 && answer.errorCode == "not_found", "\(answer.status) \(answer.text)")
         let directory = stack.workerEnvironment["MARQUEE_STORE_DIR"]! + "/metrics"
         #expect(!FileManager.default.fileExists(atPath: directory))
+    }
+
+    @Test("every route pattern falls in its family; unmatched requests are other")
+    func families() {
+        let expected: [String: RouteFamily] = [
+            "/api/v1/health": .health, "/api/v1/status": .status, "/metrics": .metrics,
+            "/api/v1/trailers": .trailers, "/api/v1/trailer/": .trailers, "/api/v1/content-events": .trailers,
+            "/movies": .movies, "/movies/": .movies, "/api/v1/movies": .movies,
+            "/api/v1/users": .users, "/api/v1/users/{id}/streams/{stream}": .users,
+            "/api/v1/videos/{videoId}": .videos, "/api/v1/tokens/verify": .videos,
+            "/api/trailer": .legacy, "/video/{videoId}": .legacy, "/video/token": .legacy, "/getuser": .legacy, "/": .legacy,
+            "/api/v1/test/sleep": .other, "unmatched": .other,
+        ]
+        for (route, family) in expected { #expect(RouteFamily(route: route) == family, "\(route)") }
     }
 
     @Test("a slot file: two holders in one process get two slots; a released slot is taken again and keeps its counts")
