@@ -235,7 +235,8 @@ struct MetricsTests {
     func slots() throws {
         let directory = TestPaths.temporaryDirectory("metrics-slots").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var first: SharedMetricsFactory? = try #require(try SharedMetricsFactory(directory: directory, slotLimit: 2))
+        var first = try SharedMetricsFactory(directory: directory, slotLimit: 2)
+        #expect(first != nil)
         let second = try #require(try SharedMetricsFactory(directory: directory, slotLimit: 2))
         #expect(first!.path != second.path)
         #expect(try SharedMetricsFactory(directory: directory, slotLimit: 2) == nil)
