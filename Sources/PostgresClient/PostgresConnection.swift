@@ -43,6 +43,14 @@ public final class PostgresConnection {
         }
     }
 
+    /// Runs the statements in one round trip, in order, and returns each one's rows. Each one
+    /// starts when the one before it has finished: under READ COMMITTED a read placed after a
+    /// `FOR UPDATE` sees what the lock's previous holder committed.
+    public func execute(_ statements: [(PostgresStatement, [String?])]) throws(PostgresError) -> [PostgresRows] {
+        let results = try pipelineResults(pendingSteps() + statements.map { .prepared($0.0, $0.1) })
+        return Array(results.suffix(statements.count))
+    }
+
     /// Queues a statement of the current transaction whose result is not needed: it is sent
     /// with the COMMIT, and its failure fails the commit.
     public func executeAtCommit(_ statement: PostgresStatement, _ parameters: [String?] = []) {
@@ -113,6 +121,11 @@ public final class PostgresConnection {
     /// rows; the first error, if any, is thrown (the steps after it were not run).
     @discardableResult
     private func pipeline(_ steps: [Step]) throws(PostgresError) -> PostgresRows {
+        try pipelineResults(steps).last ?? PostgresRows(columns: [], rows: [], affected: 0)
+    }
+
+    /// The rows of every step, in order.
+    private func pipelineResults(_ steps: [Step]) throws(PostgresError) -> [PostgresRows] {
         let connection = try connected()
         guard PQenterPipelineMode(connection) == 1 else { throw lost(connection) }
         var expected: [String?] = []  // per result: the statement it prepares, or nil
@@ -135,14 +148,18 @@ public final class PostgresConnection {
         }
         guard PQpipelineSync(connection) == 1 else { throw lost(connection) }
         let deadline = ContinuousClock.now + configuration.statementTimeout + .seconds(1)
-        var outcome: Result<PostgresRows, PostgresError>?
+        var failure: PostgresError?
+        var results: [PostgresRows] = []
         for preparing in expected {
             guard let result = try nextResult(connection, deadline: deadline) else { throw lost(connection) }
             let status = PQresultStatus(result)
             if status != PGRES_PIPELINE_ABORTED {
-                let rows = Self.rows(of: result, connection: connection)
-                if case .success = rows, let preparing { prepared.insert(preparing) }
-                if case .failure = outcome {} else if preparing == nil || rows.isFailure { outcome = rows }
+                switch Self.rows(of: result, connection: connection) {
+                case .success(let rows):
+                    if let preparing { prepared.insert(preparing) } else { results.append(rows) }
+                case .failure(let error):
+                    if failure == nil { failure = error }
+                }
             }
             PQclear(result)
             // Each query's results end with a NULL.
@@ -152,7 +169,9 @@ public final class PostgresConnection {
         let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
         PQclear(sync)
         guard synced, PQexitPipelineMode(connection) == 1 else { throw lost(connection) }
-        return try settle(outcome)
+        if let failure { _ = try settle(.failure(failure)) }
+        _ = try settle(.success(PostgresRows(columns: [], rows: [], affected: 0)))
+        return results
     }
 
     /// The next result, waiting no later than `deadline`.
@@ -288,13 +307,6 @@ public final class PostgresConnection {
 
     private static func message(of connection: OpaquePointer) -> String {
         PQerrorMessage(connection).map { String(cString: $0).trimmingSuffixNewlines } ?? "unknown error"
-    }
-}
-
-extension Result {
-    var isFailure: Bool {
-        if case .failure = self { return true }
-        return false
     }
 }
 

@@ -19,12 +19,15 @@ struct PostgresUserStore: UserStore {
         static let record = PostgresStatement("users_record", """
             SELECT id, name, subscription, created_at, sequence FROM users WHERE id = $1
             """)
-        /// The user (locked), the database's time and one row per stored lease.
+        /// The user, locked, and the database's time. Its leases are read by the next
+        /// statement, not joined here: a join would keep the lease rows of this statement's
+        /// snapshot, from before the previous holder of the lock committed.
         static let lock = PostgresStatement("users_lock", """
-            SELECT u.id, u.name, u.subscription, u.created_at, u.sequence, u.last_online, \(nowMillis),
-                   s.stream, s.started_at, s.expires_at
-            FROM users u LEFT JOIN user_streams s ON s.user_id = u.id
-            WHERE u.id = $1 ORDER BY s.started_at FOR UPDATE OF u
+            SELECT id, name, subscription, created_at, sequence, last_online, \(nowMillis)
+            FROM users WHERE id = $1 FOR UPDATE
+            """)
+        static let leases = PostgresStatement("users_leases", """
+            SELECT stream, started_at, expires_at FROM user_streams WHERE user_id = $1 ORDER BY started_at
             """)
         static let read = PostgresStatement("users_read", """
             SELECT u.id, u.name, u.subscription, u.created_at, u.sequence, u.last_online, \(nowMillis),
@@ -166,7 +169,14 @@ struct PostgresUserStore: UserStore {
     /// returns, if any, before the commit releases the lock. Nil for an unknown user.
     private func locked<T>(_ id: String, _ decide: (UserSnapshot) throws -> (T, StreamState?)) throws -> T? {
         try client.transaction { connection in
-            guard let snapshot = Self.snapshots(try connection.execute(Statement.lock, [id])).first else { return nil }
+            // One round trip: BEGIN, the lock, then the leases as they stand once it is held.
+            let results = try connection.execute([(Statement.lock, [id]), (Statement.leases, [id])])
+            guard var snapshot = Self.snapshots(results[0]).first else { return nil }
+            for row in results[1].rows {
+                guard let stream = row[0], let started = row[1].flatMap(UInt64.init), let expires = row[2].flatMap(UInt64.init) else { continue }
+                snapshot.streams.leases.append(
+                    StreamState.Lease(stream: stream, key: Identifier.streamKey(stream), startedAt: started, expiresAt: expires))
+            }
             let (result, state) = try decide(snapshot)
             // Sent with the COMMIT: the lock and the read are one round trip, the write and the commit another.
             if let state { try Self.write(state, of: id, on: connection, atCommit: true) }
@@ -202,7 +212,7 @@ struct PostgresUserStore: UserStore {
     }
 
     /// Users from rows of (record, last_online, now, stream, started_at, expires_at), one row
-    /// per lease, a user's rows together.
+    /// per lease, a user's rows together; the lease columns may be absent.
     private static func snapshots(_ rows: PostgresRows) -> [UserSnapshot] {
         var users: [UserSnapshot] = []
         for row in rows.rows {
@@ -211,7 +221,7 @@ struct PostgresUserStore: UserStore {
                 let lastOnline = row[5].flatMap { UInt64($0) }
                 users.append(UserSnapshot(record: record, streams: StreamState(lastOnline: lastOnline), now: UInt64(now)))
             }
-            if let stream = row[7], let started = row[8].flatMap(UInt64.init), let expires = row[9].flatMap(UInt64.init) {
+            if row.values.count > 9, let stream = row[7], let started = row[8].flatMap(UInt64.init), let expires = row[9].flatMap(UInt64.init) {
                 users[users.count - 1].streams.leases.append(
                     StreamState.Lease(stream: stream, key: Identifier.streamKey(stream), startedAt: started, expiresAt: expires))
             }
