@@ -10,6 +10,11 @@ final class PostgresServer: @unchecked Sendable {
     static let user: String = {
         (try? runQuiet("/usr/bin/id", ["-u", "postgres"])) != nil ? "postgres" : "nobody"
     }()
+    /// setpriv's arguments that drop to `user` (its own group by number: `nobody`'s is `nogroup`).
+    static let dropPrivileges: [String] = {
+        let group = (try? runQuiet("/usr/bin/id", ["-g", user])) ?? "65534"
+        return ["--reuid=\(user)", "--regid=\(group)", "--init-groups", "--"]
+    }()
 
     let directory: URL
     let port: Int
@@ -49,8 +54,7 @@ final class PostgresServer: @unchecked Sendable {
         do {
             try runQuiet("/bin/chown", ["\(user):", path])
             // --no-sync only skips initdb's own flush of the template; the servers run with fsync on.
-            try runQuiet("/usr/bin/setpriv", ["--reuid=\(user)", "--regid=\(user)", "--init-groups", "--",
-                                              binaries + "/initdb", "-D", path + "/data", "-U", "marquee",
+            try runQuiet("/usr/bin/setpriv", dropPrivileges + [binaries + "/initdb", "-D", path + "/data", "-U", "marquee",
                                               "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"])
         } catch {
             fatalError("initdb failed: \(error)")
@@ -67,7 +71,7 @@ final class PostgresServer: @unchecked Sendable {
         generation += 1
         let server = try ChildProcess(
             "postgres-\(generation)", executable: "/usr/bin/setpriv",
-            arguments: ["--reuid=\(Self.user)", "--regid=\(Self.user)", "--init-groups", "--",
+            arguments: Self.dropPrivileges + [
                         Self.binaries + "/postgres", "-D", directory.path + "/data", "-k", socketDirectory,
                         "-p", String(port), "-c", "listen_addresses=\(listenAddress ?? "")",
                         "-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=300",
