@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "FastCGI", targets: ["FastCGI"]),
         .library(name: "LMDBStore", targets: ["LMDBStore"]),
         .library(name: "SharedMetrics", targets: ["SharedMetrics"]),
+        .library(name: "PostgresClient", targets: ["PostgresClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -32,6 +33,15 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .target(
+            name: "PostgresClient",
+            dependencies: ["CLibPQ"]
+        ),
         .target(
             name: "FastCGI",
             dependencies: ["CFastCGI"]
@@ -52,6 +62,7 @@ let package = Package(
                 "FastCGI",
                 "LMDBStore",
                 "SharedMetrics",
+                "PostgresClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -62,7 +73,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            resources: [.copy("Movies/Templates")]
+            resources: [.copy("Movies/Templates"), .copy("Database/Migrations")]
         ),
         .executableTarget(
             name: "MarqueeCLI",
@@ -70,6 +81,7 @@ let package = Package(
                 "Marquee",
                 "LMDBStore",
                 "SharedMetrics",
+                "PostgresClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -89,6 +101,7 @@ let package = Package(
                 "MarqueeCLI",
                 "SharedMetrics",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                "PostgresClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

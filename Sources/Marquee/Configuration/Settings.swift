@@ -34,6 +34,8 @@ public struct Settings: Sendable {
     public var upstreamTimeouts: UpstreamClient.Timeouts
     /// MARQUEE_METRICS: off keeps the request path free of metrics and /metrics answers 404.
     public var metricsEnabled: Bool
+    /// MARQUEE_DATABASE_*: nil keeps every record in the embedded store. Not reloadable.
+    public var database: DatabaseSettings?
     public let reader: SettingsReader
 
     public enum LogLevelSetting: String, Sendable, CaseIterable {
@@ -78,6 +80,7 @@ public struct Settings: Sendable {
             connect: try reader.seconds("MARQUEE_UPSTREAM_CONNECT_TIMEOUT", default: .seconds(1), range: 0.05...30),
             total: try reader.seconds("MARQUEE_UPSTREAM_TIMEOUT", default: .seconds(3), range: 0.1...60)
         )
+        database = try DatabaseSettings(reader)
     }
 
     /// Each worker's metrics file lives here (see `SharedMetricsFactory`).

@@ -6,7 +6,7 @@ enum StreamMetrics {
     private static let refusals = Counter(label: MetricNames.streamRefusals)
     private static let expiries = Counter(label: MetricNames.streamExpiries)
 
-    static func record(_ result: UserStore.GrantResult, expired: Int) {
+    static func record(_ result: StreamGrantResult, expired: Int) {
         if expired > 0 { expiries.increment(by: expired) }
         guard case .decided(let outcome, _) = result else { return }
         switch outcome {
