@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+
+/// schemathesis (PyPI, pinned in deploy/test) against `deploy/run` with the fake upstreams, the
+/// admin token and nginx's rate limits lifted: every operation of openapi/marquee.yaml with
+/// every check, its examples, coverage and fuzzing phases, and the stateful phase along the
+/// description's links (create user → grant → heartbeat → release → delete; put video →
+/// mint → visits). A fixed seed and a bounded number of examples per operation keep the run
+/// repeatable and within a few minutes.
+@Suite("OpenAPI schemathesis", .serialized)
+struct OpenAPISchemathesisTests {
+    static let examplesPerOperation = 25
+    static let seed = 20261207
+
+    static var venv: String {
+        ProcessInfo.processInfo.environment["MARQUEE_OPENAPI_VENV"]
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/marquee/openapi-venv").path
+    }
+
+    @Test("schemathesis --checks all, stateful links included, finds no failure against deploy/run")
+    func schemathesisFindsNothing() async throws {
+        let tool = Self.venv + "/bin/schemathesis"
+        try #require(FileManager.default.isExecutableFile(atPath: tool),
+                     "schemathesis is not installed at \(tool): deploy/test installs it; or set MARQUEE_OPENAPI_VENV to a venv with schemathesis==4.32.5")
+        let fake = try FakeUpstream()
+        defer { fake.stop() }
+        let state = TestPaths.temporaryDirectory("openapi-schemathesis")
+        defer { try? FileManager.default.removeItem(at: state) }
+        let port = TestPaths.freePort()
+        let run = try ChildProcess(
+            "deploy-run", executable: "/bin/bash",
+            arguments: [TestPaths.script("deploy/run"), "--port", String(port), "--workers", "2", "--state-dir", state.path,
+                        "--binary", TestPaths.marquee, "--rates", "bench"],
+            environment: TrailersFixtures.environment(fake, [
+                "MARQUEE_GHIBLI_BASE_URL": fake.baseURL,
+                "MARQUEE_ADMIN_TOKEN": Stack.adminToken,
+                "MARQUEE_LOG_LEVEL": "error",
+            ]),
+            logDirectory: state
+        )
+        defer { run.stop(grace: .seconds(20)) }
+        let client = HTTPClient(base: "http://127.0.0.1:\(port)")
+        let ready = try await eventually(within: .seconds(60)) {
+            guard await client.status("/api/v1/health") == 200 else { return false }
+            return await client.status("/api/v1/movies") == 200
+        }
+        try #require(ready, "deploy/run did not come up: \(run.log.suffix(3000))")
+        // The video the description's examples name, so that they reach a catalogued video.
+        let put = try await client.request("PUT", "/api/v1/videos/12345", headers: ["Authorization": "Bearer \(Stack.adminToken)"],
+                                           body: Data(FakeUpstream.fixture("video/video-12345.json")))
+        #expect(put.status == 201)
+
+        let reports = state.appendingPathComponent("schemathesis-report")
+        let started = ContinuousClock.now
+        let schemathesis = try ChildProcess(
+            "schemathesis", executable: tool,
+            arguments: ["run", OpenAPIDescription.file.path, "--url", "http://127.0.0.1:\(port)",
+                        "--checks", "all", "--header", "Authorization: Bearer \(Stack.adminToken)",
+                        "--max-examples", String(Self.examplesPerOperation), "--seed", String(Self.seed),
+                        "--workers", "2", "--request-timeout", "20", "--suppress-health-check", "all",
+                        "--report", "junit", "--report-dir", reports.path],
+            environment: ["NO_COLOR": "1", "COLUMNS": "160", "SCHEMATHESIS_ANALYTICS": "false"],
+            logDirectory: state
+        )
+        defer { schemathesis.stop() }
+        let exit = schemathesis.waitForExit(timeout: .seconds(540))
+        let elapsed = ContinuousClock.now - started
+        let log = schemathesis.log
+        let summary = log.split(separator: "\n").filter { line in
+            ["API Operations:", "Test cases:", "Test Phases", "Examples", "Coverage", "Fuzzing", "Stateful", "passed", "failed"]
+                .contains { line.contains($0) }
+        }
+        print("schemathesis in \(elapsed):\n" + summary.joined(separator: "\n"))
+        #expect(exit == 0, "schemathesis found failures (exit \(exit.map(String.init) ?? "none: timed out")):\n\(log.suffix(20000))")
+        #expect(log.contains("API Operations:"), "no summary: \(log.suffix(3000))")
+    }
+}
