@@ -66,16 +66,14 @@ struct OpenAPISchemathesisTests {
             logDirectory: state
         )
         defer { schemathesis.stop() }
-        let exit = schemathesis.waitForExit(timeout: .seconds(540))
+        let exitStatus = schemathesis.waitForExit(timeout: .seconds(540))
         let elapsed = ContinuousClock.now - started
         let log = schemathesis.log
         let counts = try Self.counts(in: reports)
-        print("""
-            schemathesis \(Self.version) in \(elapsed): \(counts.operations) operations, \(counts.cases) test cases \
-            (\(counts.casesByPhase.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))), \
-            \(counts.checks) checks, \(counts.failedChecks) failed
-            """)
-        #expect(exit == 0, "schemathesis found failures (exit \(exit.map(String.init) ?? "none: timed out")):\n\(log.suffix(20000))")
+        let phases = counts.casesByPhase.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        print("schemathesis \(Self.version) in \(elapsed): \(counts.operations) operations, \(counts.cases) test cases (\(phases)), "
+              + "\(counts.checks) checks, \(counts.failedChecks) failed")
+        #expect(exitStatus == 0, "schemathesis found failures (exit \(exitStatus.map { String($0) } ?? "none: timed out")):\n\(log.suffix(20000))")
         #expect(counts.failedChecks == 0)
         #expect(counts.operations == OpenAPIDescription.shared.operations.count, "every operation is tested")
         #expect(Set(counts.casesByPhase.keys) == ["examples", "coverage", "fuzzing", "stateful"], "every phase ran: \(counts.casesByPhase)")
