@@ -125,7 +125,8 @@ struct OpenAPIDescription: Sendable {
             return "\(method) \(target) → \(status): the body is not JSON: \(String(decoding: body.prefix(200), as: UTF8.self))"
         }
         let path = Self.normalised(String(target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]))
-        let found = template(for: path) ?? template(for: path.lowercased())
+        let lowered = path.lowercased()
+        let found = template(for: path) ?? (root["paths"]?[lowered]?["x-case-insensitive"] == .bool(true) ? lowered : nil)
         guard let template = found, let operation = root["paths"]?[template]?[method.lowercased()] else {
             guard status >= 400 else { return nil }
             let problems = validate(value, against: errorSchema)
@@ -150,8 +151,13 @@ struct OpenAPIDescription: Sendable {
         var segments: [Substring] = []
         let parts = decoded.split(separator: "/", omittingEmptySubsequences: false)
         for (index, part) in parts.enumerated() {
-            if part == "." || (part.isEmpty && index > 0 && index < parts.count - 1) { continue }
-            if part == ".." { if segments.count > 1 { segments.removeLast() }; continue }
+            let last = index == parts.count - 1
+            if part == "." || part == ".." {
+                if part == "..", segments.count > 1 { segments.removeLast() }
+                if last { segments.append("") }
+                continue
+            }
+            if part.isEmpty && index > 0 && !last { continue }
             segments.append(part)
         }
         return segments.joined(separator: "/")
