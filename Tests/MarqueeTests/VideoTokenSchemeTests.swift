@@ -50,7 +50,7 @@ struct VideoTokenSchemeTests {
             return cdn.addressPath + src + "?" + query
         }
         func verdict(_ uri: String?, _ configuration: CDNConfiguration, ip: String = "127.0.0.1", at time: Int = now) -> String {
-            verifier.verify(originalURI: uri, clientIp: ip, configuration: configuration, nowSeconds: time)?.code ?? "valid"
+            verifier.verify(originalURI: uri, clientIp: ip, configuration: configuration, nowSeconds: time)?.code.code ?? "valid"
         }
         let first = try VideoFixtures.configuration(VideoFixtures.hmacCDN(name: "p", address: "/media/protected", keys: [("k1", true, false)]),
                                                     skew: 5)

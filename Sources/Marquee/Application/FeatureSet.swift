@@ -13,6 +13,7 @@ public enum FeatureSet {
             try MoviesFeature(services: services),
             try VideosFeature(services: services),
             try TrailersFeature(services: services),
+            OpenAPIFeature(),
         ]
         if try DiagnosticsFeature.isEnabled(services.settings.reader) {
             features.append(DiagnosticsFeature())

@@ -68,7 +68,7 @@ final class RequestSupervisor: Sendable {
             logger.warning("slow request", metadata: Self.metadata(entry, now))
         }
         for entry in late {
-            let answer = HTTPError(504, "request_timeout", "the request took longer than the worker's time limit; retry later")
+            let answer = HTTPError(.requestTimeout, "the request took longer than the worker's time limit; retry later")
             if entry.exchange.answerEarly(answer.response) {
                 logger.error("request over the time limit answered 504", metadata: Self.metadata(entry, now))
             }

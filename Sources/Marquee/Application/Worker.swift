@@ -191,7 +191,7 @@ public final class Worker: Sendable {
         var response: FastCGIResponse
         if let declared = request.param("CONTENT_LENGTH").flatMap(Int.init), declared > settings.maxBodyBytes {
             // Refused before routing, so that no route reads a body it would refuse anyway.
-            response = HTTPError(413, "payload_too_large", "the body is over the limit of \(settings.maxBodyBytes) bytes").response
+            response = HTTPError(.payloadTooLarge, "the body is over the limit of \(settings.maxBodyBytes) bytes").response
         } else {
             response = dispatch(&request, router: router, services: services)
         }
@@ -231,11 +231,11 @@ public final class Worker: Sendable {
                 return HTTPError.databaseUnavailable.response
             } catch {
                 services.logger.error("unhandled error", metadata: ["route": "\(route)", "error": "\(error)", "request_id": "\(request.requestId ?? "")"])
-                return HTTPError(500, "internal", "the request failed; the worker log has the cause").response
+                return HTTPError(.internalError, "the request failed; the worker log has the cause").response
             }
         case .methodNotAllowed(let route, let allowed):
             request.route = route
-            return HTTPError(405, "method_not_allowed", "\(request.method) is not allowed here; use \(allowed.joined(separator: ", "))",
+            return HTTPError(.methodNotAllowed, "\(request.method) is not allowed here; use \(allowed.joined(separator: ", "))",
                                 headers: [(name: "Allow", value: allowed.joined(separator: ", "))]).response
         case .notFound:
             return HTTPError.notFound("no route for \(request.method) \(request.path)").response

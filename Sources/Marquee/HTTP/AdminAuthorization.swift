@@ -6,17 +6,17 @@ import Foundation
 public enum AdminAuthorization {
     public static func require(_ request: Request, services: Services) throws(HTTPError) {
         guard let expectedDigest = services.settings.adminTokenDigest else {
-            throw HTTPError(503, "admin_disabled", "MARQUEE_ADMIN_TOKEN is not set, so admin routes are off")
+            throw HTTPError(.adminDisabled, "MARQUEE_ADMIN_TOKEN is not set, so admin routes are off")
         }
         guard let header = request.header("Authorization"), header.hasPrefix("Bearer ") else {
-            throw HTTPError(401, "unauthorized", "send Authorization: Bearer <admin token>",
+            throw HTTPError(.unauthorized, "send Authorization: Bearer <admin token>",
                             headers: [(name: "WWW-Authenticate", value: "Bearer")])
         }
         let given = header.dropFirst("Bearer ".count)
         // Digests have one length whatever the tokens', and every byte is compared.
         let givenDigest = Array(SHA256.hash(data: Data(given.utf8)))
         guard zip(givenDigest, expectedDigest).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else {
-            throw HTTPError(403, "forbidden", "the admin token is not valid")
+            throw HTTPError(.forbidden, "the admin token is not valid")
         }
     }
 }

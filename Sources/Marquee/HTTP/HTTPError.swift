@@ -9,29 +9,30 @@ public struct HTTPError: Error, Sendable {
     public var details: [String: JSONValue]
     public var headers: [(name: String, value: String)]
 
-    public init(_ status: Int, _ code: String, _ message: String, details: [String: JSONValue] = [:], headers: [(name: String, value: String)] = []) {
-        self.status = status
-        self.code = code
+    /// The status comes with the code, from the catalogue (`ErrorCode`).
+    public init(_ code: ErrorCode, _ message: String, details: [String: JSONValue] = [:], headers: [(name: String, value: String)] = []) {
+        self.status = code.status
+        self.code = code.code
         self.message = message
         self.details = details
         self.headers = headers
     }
 
     public static func notFound(_ message: String = "no such resource") -> HTTPError {
-        HTTPError(404, "not_found", message)
+        HTTPError(.notFound, message)
     }
 
-    public static func badRequest(_ code: String, _ message: String, details: [String: JSONValue] = [:]) -> HTTPError {
-        HTTPError(400, code, message, details: details)
+    public static func badRequest(_ code: ErrorCode, _ message: String, details: [String: JSONValue] = [:]) -> HTTPError {
+        HTTPError(code, message, details: details)
     }
 
     /// A write found no room in the store. 507, not 503: a retry does not help until the
     /// operator frees room or raises MARQUEE_STORE_MAX_MB.
-    public static let storeFull = HTTPError(507, "store_full", "the store has no room for this write; try again once room is freed")
+    public static let storeFull = HTTPError(.storeFull, "the store has no room for this write; try again once room is freed")
 
     /// The system of record (MARQUEE_DATABASE_URL) did not answer within its statement
     /// timeout, or cannot be reached; the worker reconnects on its own.
-    public static let databaseUnavailable = HTTPError(503, "database_unavailable", "the database cannot be reached; try again shortly",
+    public static let databaseUnavailable = HTTPError(.databaseUnavailable, "the database cannot be reached; try again shortly",
                                                       headers: [(name: "Retry-After", value: "1")])
 
     public var response: FastCGIResponse {

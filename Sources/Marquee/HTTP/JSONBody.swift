@@ -9,7 +9,7 @@ public enum JSONBody {
     }
 
     static func invalid(_ message: String) -> HTTPError {
-        HTTPError(400, "invalid_body", message)
+        HTTPError(.invalidBody, message)
     }
 
     /// The deepest nesting of arrays and objects, strings skipped; counted before parsing so a
@@ -80,7 +80,7 @@ public struct FieldErrors {
     public func check() throws(HTTPError) {
         guard !problems.isEmpty else { return }
         let list = problems.map { JSONValue.object(["field": .string($0.field), "problem": .string($0.problem)]) }
-        throw HTTPError(400, "invalid_body", "the body has \(problems.count) problem\(problems.count == 1 ? "" : "s")",
+        throw HTTPError(.invalidBody, "the body has \(problems.count) problem\(problems.count == 1 ? "" : "s")",
                         details: ["fields": .array(list)])
     }
 }

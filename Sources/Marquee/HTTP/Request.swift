@@ -41,9 +41,9 @@ public struct Request {
         do {
             return try fastCGI.readBody(limit: maxBodyBytes)
         } catch .tooLarge(let limit) {
-            throw HTTPError(413, "payload_too_large", "the body is over the limit of \(limit) bytes")
+            throw HTTPError(.payloadTooLarge, "the body is over the limit of \(limit) bytes")
         } catch {
-            throw HTTPError(400, "unreadable_body", "the body could not be read")
+            throw HTTPError(.unreadableBody, "the body could not be read")
         }
     }
 }

@@ -24,7 +24,7 @@ public struct MetricsFeature: Feature {
         router.get("/metrics", admitting: CallerRule.internalNetworks.admission(services)) { _ in
             let settings = services.settings
             guard settings.metricsEnabled else {
-                throw HTTPError(404, "not_found", "metrics are off in this worker (MARQUEE_METRICS=off)")
+                throw HTTPError(.notFound, "metrics are off in this worker (MARQUEE_METRICS=off)")
             }
             var page = MetricsPage(help: MetricNames.help)
             page.add(PoolMetrics.read(directory: settings.metricsDirectory))

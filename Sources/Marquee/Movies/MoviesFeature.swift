@@ -82,7 +82,7 @@ public struct MoviesFeature: Feature {
         router.get("/api/v1/movies") { request in
             runtime.apiHits.add(1, ordering: .relaxed)
             return try Self.answer(request, key: MoviesRefresher.Keys.json, contentType: Self.jsonContentType, store: store, runtime: runtime) { retryAfter in
-                HTTPError(503, "movies_unavailable", "the film list has not been loaded yet; retry in \(retryAfter) s",
+                HTTPError(.moviesUnavailable, "the film list has not been loaded yet; retry in \(retryAfter) s",
                           headers: Self.unavailableHeaders(retryAfter)).response
             }
         }

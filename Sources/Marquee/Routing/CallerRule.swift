@@ -25,7 +25,7 @@ public enum CallerRule: Sendable {
         let rule = self
         return { request in
             guard rule.admits(remoteAddress: request.param("REMOTE_ADDR"), settings: services.settings) else {
-                throw HTTPError(403, "forbidden", rule == .loopback ? "this route answers the host itself only"
+                throw HTTPError(.forbidden, rule == .loopback ? "this route answers the host itself only"
                                                                     : "this route answers internal networks only")
             }
         }

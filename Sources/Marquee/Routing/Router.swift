@@ -89,6 +89,13 @@ public struct Router: Sendable {
         return String(decoding: path.utf8.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 
+    /// Every registered route as (method, pattern), case-insensitive ones by their pattern;
+    /// the OpenAPI description's paths are checked against it.
+    public var routes: [(method: String, pattern: String)] {
+        let fixed = exact.values.flatMap { $0.values } + caseInsensitive.values.flatMap { $0.values }
+        return (fixed + parameterised).map { (method: $0.method, pattern: $0.pattern) }
+    }
+
     public enum Match {
         case found(Handler, route: String, parameters: [String: String])
         case methodNotAllowed(route: String, allowed: [String])

@@ -45,37 +45,37 @@ struct ContentEventBatch {
         for (index, item) in items.enumerated() {
             switch event(item, policy: policy) {
             case .success(let film): batch.accepted.append(Accepted(index: index, film: film))
-            case .failure(let refusal): batch.refused.append(Refused(index: index, code: refusal.code, message: refusal.message))
+            case .failure(let refusal): batch.refused.append(Refused(index: index, code: refusal.code.code, message: refusal.message))
             }
         }
         return batch
     }
 
     private struct Refusal: Error {
-        var code: String
+        var code: ErrorCode
         var message: String
     }
 
     private static func event(_ item: JSONValue, policy: FilmURLPolicy) -> Result<FilmURL, Refusal> {
         guard case .object(let event) = item else {
-            return .failure(Refusal(code: "invalid_event", message: "an event must be a JSON object"))
+            return .failure(Refusal(code: .invalidEvent, message: "an event must be a JSON object"))
         }
         guard case .string(let type)? = event["type"] else {
-            return .failure(Refusal(code: "invalid_event", message: "type is required and must be \"\(eventType)\""))
+            return .failure(Refusal(code: .invalidEvent, message: "type is required and must be \"\(eventType)\""))
         }
         guard type == eventType else {
-            return .failure(Refusal(code: "unsupported_type", message: "type must be \"\(eventType)\", not \"\(type.prefix(50))\""))
+            return .failure(Refusal(code: .unsupportedType, message: "type must be \"\(eventType)\", not \"\(type.prefix(50))\""))
         }
         guard let raw = event["url"], raw != .null else {
-            return .failure(Refusal(code: "invalid_url", message: "url is required"))
+            return .failure(Refusal(code: .invalidURL, message: "url is required"))
         }
         guard case .string(let url) = raw else {
-            return .failure(Refusal(code: "invalid_url", message: "url must be a string"))
+            return .failure(Refusal(code: .invalidURL, message: "url must be a string"))
         }
         do {
             return .success(try FilmURL.parse(url, policy: policy))
         } catch {
-            return .failure(Refusal(code: "invalid_url", message: error.reason))
+            return .failure(Refusal(code: .invalidURL, message: error.reason))
         }
     }
 }

@@ -68,7 +68,7 @@ final class TrailerCache: Sendable {
         do {
             let fetched = try fetch(film, key: key, settings: settings, leading: leading)
             guard let record = TrailerRecord(fetched.entry.value) else {
-                throw HTTPError(500, "internal", "the stored answer is unreadable; it is replaced at its expiry")
+                throw HTTPError(.internalError, "the stored answer is unreadable; it is replaced at its expiry")
             }
             switch fetched.source {
             case .hit:
@@ -136,7 +136,7 @@ final class TrailerCache: Sendable {
         return Served(record: record, stale: true)
     }
 
-    static let storeUnavailable = HTTPError(503, "store_unavailable", "the shared store cannot be used; retry shortly",
+    static let storeUnavailable = HTTPError(.storeUnavailable, "the shared store cannot be used; retry shortly",
                                             headers: [(name: "Retry-After", value: "1")])
 
     /// The leader's error as its waiters receive it: `status code message`.
@@ -153,8 +153,8 @@ final class TrailerCache: Sendable {
             return upstream.httpError
         case let failure as SingleFlightFailure:
             let parts = String(decoding: failure.payload, as: UTF8.self).split(separator: " ", maxSplits: 2).map(String.init)
-            guard parts.count == 3, let status = Int(parts[0]) else { return HTTPError(502, "upstream_error", "the upstream lookup failed") }
-            return HTTPError(status, parts[1], parts[2])
+            guard parts.count == 3, let code = ErrorCode.named(parts[1]) else { return HTTPError(.upstreamError, "the upstream lookup failed") }
+            return HTTPError(code, parts[2])
         case is SingleFlightTimeout:
             return UpstreamError.timeout.httpError
         default:

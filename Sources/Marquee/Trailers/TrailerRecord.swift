@@ -56,7 +56,7 @@ public struct TrailerRecord: Sendable {
     }
 
     static func notFound(url: String, reason: String) -> TrailerRecord {
-        let body = HTTPError(404, "not_found", reason, details: ["url": .string(url)]).response.body
+        let body = HTTPError(.notFound, reason, details: ["url": .string(url)]).response.body
         return TrailerRecord(Self.notFoundLine + body)!
     }
 

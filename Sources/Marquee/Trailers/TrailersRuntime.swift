@@ -43,7 +43,7 @@ final class TrailersRuntime: Sendable {
             film = try FilmURL.parse(request.query["url"], policy: current.settings.policy)
         } catch {
             metrics.invalidURL()
-            throw HTTPError(400, "invalid_url", error.reason)
+            throw HTTPError(.invalidURL, error.reason)
         }
         let served = try cache.answer(film, settings: current.settings, bulkhead: current.bulkhead)
         return served.record.response(shape, stale: served.stale)
@@ -69,7 +69,7 @@ final class TrailersRuntime: Sendable {
             let message = batch.accepted.isEmpty
                 ? "\(batch.refused.count == 1 ? "the event was" : "all \(total) events were") refused; nothing was queued"
                 : "\(batch.refused.count) of \(total) events were refused; the \(batch.accepted.count) others are queued"
-            throw HTTPError(400, "invalid_events", message, details: [
+            throw HTTPError(.invalidEvents, message, details: [
                 "accepted": .int(batch.accepted.count), "events": .array(events), "refused": .array(batch.refused.map(\.json)),
             ])
         }

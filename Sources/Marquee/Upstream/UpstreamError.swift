@@ -25,12 +25,12 @@ public enum UpstreamError: Error, Equatable, Sendable, CustomStringConvertible {
     /// errors and body details, which belong in the log, never in an answer.
     public var httpError: HTTPError {
         switch self {
-        case .timeout: HTTPError(504, "upstream_timeout", "the upstream service did not answer in time")
-        case .overloaded: HTTPError(503, "overloaded", "too many upstream lookups in flight; retry shortly",
+        case .timeout: HTTPError(.upstreamTimeout, "the upstream service did not answer in time")
+        case .overloaded: HTTPError(.overloaded, "too many upstream lookups in flight; retry shortly",
                                     headers: [(name: "Retry-After", value: "1")])
-        case .connection: HTTPError(502, "upstream_error", "the upstream service could not be reached")
-        case .status, .rateLimited: HTTPError(502, "upstream_error", "the upstream service answered with an error")
-        case .tooLarge, .malformed: HTTPError(502, "upstream_error", "the upstream service gave an answer that cannot be used")
+        case .connection: HTTPError(.upstreamError, "the upstream service could not be reached")
+        case .status, .rateLimited: HTTPError(.upstreamError, "the upstream service answered with an error")
+        case .tooLarge, .malformed: HTTPError(.upstreamError, "the upstream service gave an answer that cannot be used")
         }
     }
 }

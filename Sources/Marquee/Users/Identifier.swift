@@ -36,7 +36,7 @@ enum Identifier {
 
     static func validated(_ text: String, what: String) throws(HTTPError) -> String {
         if let problem = problem(text) {
-            throw HTTPError(400, "invalid_id", "the \(what) \(problem)")
+            throw HTTPError(.invalidId, "the \(what) \(problem)")
         }
         return text
     }

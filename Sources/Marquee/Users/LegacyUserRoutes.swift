@@ -35,7 +35,7 @@ struct LegacyUserRoutes {
                 context.counters.created.add(1, ordering: .relaxed)
                 return Self.html("\(record.name) created")
             case .exists(let record):
-                throw HTTPError(409, "user_exists", "a user with id '\(record.id)' already exists")
+                throw HTTPError(.userExists, "a user with id '\(record.id)' already exists")
             }
         }
 

@@ -4,7 +4,7 @@ enum UserRequest {
     static let maxBodyBytes = 16 * 1024
 
     static func object(_ request: Request) throws(HTTPError) -> [String: JSONValue] {
-        let tooLarge = HTTPError(413, "body_too_large", "the body is over the limit of \(maxBodyBytes) bytes for user routes")
+        let tooLarge = HTTPError(.bodyTooLarge, "the body is over the limit of \(maxBodyBytes) bytes for user routes")
         if let declared = request.param("CONTENT_LENGTH").flatMap(Int.init), declared > maxBodyBytes { throw tooLarge }
         let bytes = try request.body()
         guard bytes.count <= maxBodyBytes else { throw tooLarge }
@@ -33,18 +33,18 @@ enum UserRequest {
         // The query decoder drops a pair it cannot decode; a page must not silently restart.
         let sentNames = request.fastCGI.queryString.split(separator: "&").map { $0.prefix { $0 != "=" } }
         for name in ["limit", "cursor"] where query[name] == nil && sentNames.contains(Substring(name)) {
-            throw HTTPError(400, "invalid_query", "\(name) is not valid percent-encoded UTF-8")
+            throw HTTPError(.invalidQuery, "\(name) is not valid percent-encoded UTF-8")
         }
         var page = Page(limit: defaultLimit, cursor: nil)
         if let text = query["limit"] {
             guard let limit = Int(text), (1...maxLimit).contains(limit) else {
-                throw HTTPError(400, "invalid_query", "limit must be a whole number from 1 to \(maxLimit)")
+                throw HTTPError(.invalidQuery, "limit must be a whole number from 1 to \(maxLimit)")
             }
             page.limit = limit
         }
         if let text = query["cursor"], !text.isEmpty {
             guard text.utf8.count <= 19, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let cursor = Int64(text) else {
-                throw HTTPError(400, "invalid_query", "cursor must be the nextCursor of an earlier page")
+                throw HTTPError(.invalidQuery, "cursor must be the nextCursor of an earlier page")
             }
             page.cursor = cursor
         }

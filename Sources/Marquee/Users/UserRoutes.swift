@@ -20,7 +20,7 @@ struct UserRoutes {
                 return .jsonBytes(201, UserView.user(snapshot, limit: context.settings.limit(for: record.subscription)),
                                   headers: [(name: "Location", value: "/api/v1/users/\(record.id)")])
             case .exists(let record):
-                throw HTTPError(409, "user_exists", "a user with id '\(record.id)' already exists")
+                throw HTTPError(.userExists, "a user with id '\(record.id)' already exists")
             }
         }
 
@@ -98,10 +98,10 @@ struct UserRoutes {
     }
 
     static func unknownUser(_ id: String) -> HTTPError {
-        HTTPError(404, "user_not_found", "no user with id '\(id)'")
+        HTTPError(.userNotFound, "no user with id '\(id)'")
     }
 
     static func notActive(_ stream: String, _ id: String) -> HTTPError {
-        HTTPError(404, "stream_not_active", "stream '\(stream)' is not active for user '\(id)'; request it again")
+        HTTPError(.streamNotActive, "stream '\(stream)' is not active for user '\(id)'; request it again")
     }
 }

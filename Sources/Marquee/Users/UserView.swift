@@ -73,7 +73,7 @@ enum UserView {
     }
 
     static func limitReached(active: [StreamState.Lease], limit: Int, message: String) -> HTTPError {
-        HTTPError(409, "stream_limit_reached", message,
+        HTTPError(.streamLimitReached, message,
                   details: ["limit": .int(limit), "active": .array(active.map { .string($0.stream) })])
     }
 

@@ -11,7 +11,7 @@ enum TokenRequest {
         var errors = FieldErrors()
         let request = read(object, errors: &errors)
         try errors.check()
-        guard let request else { throw HTTPError(400, "invalid_body", "the body is not a token request") }
+        guard let request else { throw HTTPError(.invalidBody, "the body is not a token request") }
         return request
     }
 

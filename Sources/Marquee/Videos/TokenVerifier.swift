@@ -15,13 +15,13 @@ final class TokenVerifier: Sendable {
     })
 
     struct Refusal: Error, Equatable {
-        var code: String
+        var code: ErrorCode
         var message: String
     }
 
     func verify(originalURI: String?, clientIp: String, configuration: CDNConfiguration, nowSeconds: Int) -> Refusal? {
         let refusal = check(originalURI: originalURI, clientIp: clientIp, configuration: configuration, nowSeconds: nowSeconds)
-        (poolVerifications[refusal?.code ?? "valid"] ?? poolVerifications["other"])?.increment()
+        (poolVerifications[refusal?.code.code ?? "valid"] ?? poolVerifications["other"])?.increment()
         if refusal == nil {
             accepted.add(1, ordering: .relaxed)
         } else {
@@ -32,35 +32,35 @@ final class TokenVerifier: Sendable {
 
     private func check(originalURI: String?, clientIp: String, configuration: CDNConfiguration, nowSeconds: Int) -> Refusal? {
         guard let originalURI, !originalURI.isEmpty else {
-            return Refusal(code: "token_missing", message: "no X-Original-URI: this route answers nginx's auth_request")
+            return Refusal(code: .tokenMissing, message: "no X-Original-URI: this route answers nginx's auth_request")
         }
         let parts = originalURI.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let query = parts.count == 2 ? QueryString.decode(String(parts[1])) : [:]
         guard let expiresText = query["expires"], let kid = query["kid"], let sigText = query["sig"] else {
-            return Refusal(code: "token_missing", message: "the link carries no expires, kid and sig")
+            return Refusal(code: .tokenMissing, message: "the link carries no expires, kid and sig")
         }
         guard !Self.repeatsTokenParameter(parts[1]) else {
-            return Refusal(code: "token_invalid", message: "the link names a token parameter twice")
+            return Refusal(code: .tokenInvalid, message: "the link names a token parameter twice")
         }
         // Decoded as nginx decodes $uri, without turning + into a space.
         guard let path = QueryString.percentDecoded(parts[0].replacing("+", with: "%2B")),
               let expires = Self.canonicalExpires(expiresText),
               let signature = Base64URL.decode(sigText) else {
-            return Refusal(code: "token_invalid", message: "the link's token is malformed")
+            return Refusal(code: .tokenInvalid, message: "the link's token is malformed")
         }
         guard let entry = configuration.verificationKeys[kid] else {
-            return Refusal(code: "token_invalid", message: "the link's key is unknown")
+            return Refusal(code: .tokenInvalid, message: "the link's key is unknown")
         }
         guard !entry.key.retired else {
-            return Refusal(code: "token_key_retired", message: "the link was signed with a retired key")
+            return Refusal(code: .tokenKeyRetired, message: "the link was signed with a retired key")
         }
         let message = TokenScheme.hmacMessage(path: path, expires: expires, clientIp: entry.bindsClientIp ? clientIp : nil)
         guard HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: message, using: entry.key.symmetricKey) else {
-            return Refusal(code: "token_invalid", message: "the link's signature does not match")
+            return Refusal(code: .tokenInvalid, message: "the link's signature does not match")
         }
         // After the signature, so that an expiry is only reported for links this service made.
         guard nowSeconds <= expires + configuration.skewSeconds else {
-            return Refusal(code: "token_expired", message: "the link has expired")
+            return Refusal(code: .tokenExpired, message: "the link has expired")
         }
         return nil
     }

@@ -133,8 +133,14 @@ public struct Video: Sendable, Equatable {
         return nil
     }
 
-    private static func parseSize(_ value: JSONValue?, at path: String, errors: inout FieldErrors) -> Int? {
-        guard case .int(let size)? = value, (0...maxSize).contains(size) else {
+    /// JSON has one kind of number: `1080.0` is the whole number 1080, as JSON Schema's
+    /// `integer` (the description's) counts it, so it is taken as one.
+    static func parseSize(_ value: JSONValue?, at path: String, errors: inout FieldErrors) -> Int? {
+        var whole = value
+        if case .double(let number)? = value, number.rounded(.towardZero) == number, (0...Double(maxSize)).contains(number) {
+            whole = .int(Int(number))
+        }
+        guard case .int(let size)? = whole, (0...maxSize).contains(size) else {
             errors.add(path, value == nil || value == .null ? "is required" : "must be a whole number from 0 to \(maxSize)")
             return nil
         }

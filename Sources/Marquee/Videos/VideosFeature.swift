@@ -112,11 +112,11 @@ public struct VideosFeature: Feature {
                     try outbox.append(visit)
                 } catch is VisitOutbox.Full {
                     // Health reports the waiting outbox; a line per refused read would flood the log.
-                    throw HTTPError(503, "visit_not_recorded", "the visit could not be recorded; try again")
+                    throw HTTPError(.visitNotRecorded, "the visit could not be recorded; try again")
                 } catch {
                     // A read answered 2xx is a counted visit; one that cannot be recorded is not answered.
                     services.logger.error("cannot record a visit", metadata: ["videoId": "\(videoId)", "error": "\(error)"])
-                    throw HTTPError(503, "visit_not_recorded", "the visit could not be recorded; try again")
+                    throw HTTPError(.visitNotRecorded, "the visit could not be recorded; try again")
                 }
             }
             return .jsonBytes(200, body)
@@ -125,7 +125,7 @@ public struct VideosFeature: Feature {
         router.post("/video/token") { request in
             let settings = runtime.current
             guard !settings.cdns.cdns.isEmpty else {
-                throw HTTPError(503, "no_cdn_configured",
+                throw HTTPError(.noCDNConfigured,
                                 "no CDN is configured: set \(CDNConfiguration.variable), or \(CDNConfiguration.secureLinkSecretVariable) for this nginx's /media/secure/")
             }
             let video: Video
@@ -142,7 +142,7 @@ public struct VideosFeature: Feature {
                 legacyId = nil
             }
             guard let cdn = runtime.minter.chooseCDN(in: settings.cdns) else {
-                throw HTTPError(503, "no_cdn_configured", "no CDN is configured")
+                throw HTTPError(.noCDNConfigured, "no CDN is configured")
             }
             let urls = runtime.minter.sign(video, for: cdn, clientIp: { Self.clientIp(request, settings) }, nowSeconds: Self.nowSeconds())
             return .jsonBytes(200, video.json(sourceURLs: urls, legacyId: legacyId))
@@ -152,7 +152,7 @@ public struct VideosFeature: Feature {
             let settings = runtime.current
             if let refusal = runtime.verifier.verify(originalURI: request.header("X-Original-URI"), clientIp: Self.protectedClientIp(request, settings),
                                                      configuration: settings.cdns, nowSeconds: Self.nowSeconds()) {
-                throw HTTPError(403, refusal.code, refusal.message)
+                throw HTTPError(refusal.code, refusal.message)
             }
             return .noContent
         }
@@ -161,12 +161,12 @@ public struct VideosFeature: Feature {
             try AdminAuthorization.require(request, services: services)
             let videoId = request.parameters["videoId"] ?? ""
             guard Video.isValidId(videoId) else {
-                throw HTTPError.badRequest("invalid_video_id", "a video id is 1 to 64 of A-Z a-z 0-9 . _ - (and not 'token')")
+                throw HTTPError.badRequest(.invalidVideoId, "a video id is 1 to 64 of A-Z a-z 0-9 . _ - (and not 'token')")
             }
             var errors = FieldErrors()
             let video = Video.parse(try JSONReader.object(try request.body()), at: "", idFromPath: videoId, errors: &errors)
             try errors.check()
-            guard let video else { throw HTTPError.badRequest("invalid_body", "the body is not a video") }
+            guard let video else { throw HTTPError.badRequest(.invalidBody, "the body is not a video") }
             let created = try catalogue.save([video]) == 1
             // The stored answer, with the `_id` the catalogue kept or gave it.
             return .jsonBytes(created ? 201 : 200, try catalogue.json(of: video.videoId) ?? video.json())
@@ -178,7 +178,7 @@ public struct VideosFeature: Feature {
             var limit = Self.defaultRecentVisits
             if let text = request.query["limit"] {
                 guard let value = Int(text), (1...Self.maxRecentVisits).contains(value) else {
-                    throw HTTPError.badRequest("invalid_query", "limit must be a whole number from 1 to \(Self.maxRecentVisits)")
+                    throw HTTPError.badRequest(.invalidQuery, "limit must be a whole number from 1 to \(Self.maxRecentVisits)")
                 }
                 limit = value
             }
@@ -207,7 +207,7 @@ public struct VideosFeature: Feature {
         var sources: [Video.Source] = []
         for (index, source) in given.sources.enumerated() {
             guard let known = stored.sources.first(where: { $0.src == source.src }) else {
-                throw HTTPError(403, "source_not_catalogued", "video.sources[\(index)].src is not a source of video \(stored.videoId) in the catalogue")
+                throw HTTPError(.sourceNotCatalogued, "video.sources[\(index)].src is not a source of video \(stored.videoId) in the catalogue")
             }
             sources.append(known)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -22,6 +23,15 @@ struct HTTPAnswer: Sendable {
 
     func header(_ name: String) -> String? {
         headers.first { $0.key.lowercased() == name.lowercased() }?.value
+    }
+
+    /// Every answer a suite receives is held to openapi/marquee.yaml: a JSON answer that drifts
+    /// from its route's schema for that status fails the test that received it.
+    func checkAgainstDescription(method: String, target: String) {
+        if let problem = OpenAPIDescription.shared.conformanceProblem(method: method, target: target, status: status,
+                                                                      contentType: header("Content-Type"), body: body) {
+            Issue.record(Comment(rawValue: "OpenAPI: " + problem))
+        }
     }
 }
 
@@ -50,7 +60,9 @@ struct HTTPClient: Sendable {
         for (name, value) in http.allHeaderFields {
             fields["\(name)"] = "\(value)"
         }
-        return HTTPAnswer(status: http.statusCode, headers: fields, body: data)
+        let answer = HTTPAnswer(status: http.statusCode, headers: fields, body: data)
+        answer.checkAgainstDescription(method: method, target: path)
+        return answer
     }
 
     func get(_ path: String, headers: [String: String] = [:]) async throws -> HTTPAnswer {

@@ -28,7 +28,9 @@ struct RawHTTP: Sendable {
         var request = Data(head.utf8)
         request.append(contentsOf: "\r\n".utf8)
         if let body { request.append(body) }
-        return try parseAnswer(exchange(request, from: address, timeout: timeout))
+        let answer = try parseAnswer(exchange(request, from: address, timeout: timeout))
+        answer.checkAgainstDescription(method: method, target: target)
+        return answer
     }
 
     /// Writes `bytes` as they are, for what no well-formed request can carry, and reads the answer.
