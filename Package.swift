@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "marquee", targets: ["MarqueeCLI"]),
         .library(name: "FastCGI", targets: ["FastCGI"]),
         .library(name: "LMDBStore", targets: ["LMDBStore"]),
+        .library(name: "SharedMetrics", targets: ["SharedMetrics"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -18,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -36,14 +38,23 @@ let package = Package(
         ),
         .target(
             name: "LMDBStore",
-            dependencies: ["CLMDB", .product(name: "Atomics", package: "swift-atomics")]
+            dependencies: ["CLMDB", .product(name: "Atomics", package: "swift-atomics"),
+                           .product(name: "CoreMetrics", package: "swift-metrics")]
+        ),
+        .target(
+            name: "SharedMetrics",
+            dependencies: [.product(name: "Atomics", package: "swift-atomics"),
+                           .product(name: "CoreMetrics", package: "swift-metrics")]
         ),
         .target(
             name: "Marquee",
             dependencies: [
                 "FastCGI",
                 "LMDBStore",
+                "SharedMetrics",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -58,6 +69,7 @@ let package = Package(
             dependencies: [
                 "Marquee",
                 "LMDBStore",
+                "SharedMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -75,6 +87,8 @@ let package = Package(
             dependencies: [
                 "Marquee",
                 "MarqueeCLI",
+                "SharedMetrics",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -24,6 +24,7 @@ extension Store {
                 batch = max(1, batch / 8)
             }
         }
+        if removed > 0 { metrics.evictions.increment(by: removed) }
         return removed
     }
 

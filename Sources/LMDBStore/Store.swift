@@ -27,6 +27,7 @@ public final class Store: @unchecked Sendable {
     private let counters = Mutex<[String: SharedCounter]>([:])
     /// When a write of this process last failed for want of room, in milliseconds since the epoch.
     private let lastFullAt = Atomic<UInt64>(0)
+    let metrics: StoreMetrics
 
     private static let openStores = Mutex<[String: Store]>([:])
 
@@ -42,6 +43,7 @@ public final class Store: @unchecked Sendable {
 
     private init(_ options: StoreOptions) throws(StoreError) {
         self.options = options
+        self.metrics = StoreMetrics(prefix: options.metricsPrefix)
         mkdir(options.directory, 0o750)
         var env: OpaquePointer?
         try check(mdb_env_create(&env), "mdb_env_create")
@@ -83,16 +85,19 @@ public final class Store: @unchecked Sendable {
         var attempt = 0
         while true {
             do {
+                let started = ContinuousClock.now
                 let (result, crowded) = try writeOnce(writeClass, body)
                 if durable && options.sync == .durable {
                     try check(mdb_env_sync(env, 1), "mdb_env_sync")
                 }
+                metrics.recordWrite(ContinuousClock.now - started)
                 if crowded { _ = try? evict() }
                 return result
             } catch let error as StoreError where error.isFull {
                 // The eviction's own commit may find the map full too; then nothing was freed.
                 let freed = attempt < 3 ? ((try? evict(force: error.isMapFull)) ?? 0) : 0
                 guard freed > 0 else {
+                    metrics.fullRefusals.increment()
                     lastFullAt.store(StoreClock.nowMillis(), ordering: .relaxed)
                     throw error
                 }

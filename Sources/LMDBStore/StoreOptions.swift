@@ -34,6 +34,8 @@ public struct StoreOptions: Sendable {
     /// pages in use above `disposableCeiling` is refused once eviction cannot make room.
     public var reserve: Double
     public var disposableCeiling: Double { 1 - reserve }
+    /// The start of the names under which the store reports through swift-metrics.
+    public var metricsPrefix = "lmdb_store"
 
     public init(
         directory: String,

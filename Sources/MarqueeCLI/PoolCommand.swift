@@ -71,6 +71,8 @@ final class Supervisor {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        // The worker's instance for its metrics: a worker started in a slot where one ran before is a restart.
+        setenv("MARQUEE_INSTANCE", String(slot), 1)
         var pid = pid_t()
         let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         if rc == 0 {

@@ -43,6 +43,12 @@ struct ServeCommand: ParsableCommand {
         } catch {
             Diagnostics.fail("\(error)", status: .failure)
         }
+        do {
+            // Before the store and the features exist: they make their metrics as they start.
+            _ = try MetricsBootstrap.start(settings, environment: environment)
+        } catch {
+            Diagnostics.fail("cannot write the metrics folder \(settings.metricsDirectory): \(error)", status: .failure)
+        }
         let store: Store
         do {
             store = try Store.open(settings.storeOptions)

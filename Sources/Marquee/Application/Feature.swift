@@ -1,4 +1,5 @@
 import LMDBStore
+import SharedMetrics
 
 /// A route family: its routes, its background work, its settings and what it reports.
 public protocol Feature: Sendable {
@@ -17,6 +18,8 @@ public protocol Feature: Sendable {
     func status() -> JSONValue
     /// nil when healthy, else why the feature is degraded.
     func degradation() -> String?
+    /// Adds the pool-wide gauges this feature reads at scrape time (queue depths, ages).
+    func collectMetrics(into page: inout MetricsPage)
 }
 
 extension Feature {
@@ -25,4 +28,5 @@ extension Feature {
     public func prepareReload(_ reader: SettingsReader) throws(SettingsError) -> @Sendable () -> Void { {} }
     public func status() -> JSONValue { .object([:]) }
     public func degradation() -> String? { nil }
+    public func collectMetrics(into page: inout MetricsPage) {}
 }

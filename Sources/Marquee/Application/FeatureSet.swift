@@ -8,6 +8,7 @@ public enum FeatureSet {
         var features: [any Feature] = [
             HealthFeature(services: services, peers: peers),
             StatusFeature(services: services, peers: peers),
+            MetricsFeature(services: services, peers: peers),
             try UsersFeature(services: services),
             try MoviesFeature(services: services),
             try VideosFeature(services: services),

@@ -14,6 +14,8 @@ public final class Services: Sendable {
     let storeProbe: StoreProbe
     /// The requests in flight, for the time limit, the slow-request log and health.
     let supervisor = RequestSupervisor()
+    /// Nil with MARQUEE_METRICS=off: the request path then skips metrics altogether.
+    let requestMetrics: RequestMetrics?
     public let startedAt: ContinuousClock.Instant
     public let startedAtDate: Date
     private let current: Mutex<Snapshot>
@@ -23,6 +25,7 @@ public final class Services: Sendable {
         self.store = store
         self.upstream = UpstreamClient(timeouts: settings.upstreamTimeouts)
         self.storeProbe = StoreProbe(store: store)
+        self.requestMetrics = settings.metricsEnabled ? RequestMetrics() : nil
         self.startedAt = .now
         self.startedAtDate = Date()
         self.current = Mutex(Snapshot(settings: settings, generation: 1))

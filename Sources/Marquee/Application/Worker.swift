@@ -139,6 +139,12 @@ public final class Worker: Sendable {
         threads.append(BackgroundThread(name: "store-probe", interval: .seconds(1)) {
             services.storeProbe.round()
         })
+        if let metrics = services.requestMetrics {
+            let server = self.server
+            threads.append(BackgroundThread(name: "metrics-sampler", interval: .seconds(1)) {
+                metrics.threadsBusy.set(server.counters.inFlight)
+            })
+        }
         threads.append(BackgroundThread(name: "request-supervisor", interval: .milliseconds(200)) {
             let settings = services.settings
             services.supervisor.round(timeout: settings.requestTimeout, slow: settings.slowRequest, logger: services.logger)
@@ -169,6 +175,8 @@ public final class Worker: Sendable {
 
     static func respond(to fastCGI: FastCGIRequest, router: Router, services: Services) -> FastCGIResponse {
         let started = ContinuousClock.now
+        let metrics = services.requestMetrics
+        metrics?.begin()
         let snapshot = services.snapshot
         let settings = snapshot.settings
         var request = Request(fastCGI, maxBodyBytes: settings.maxBodyBytes)
@@ -188,6 +196,7 @@ public final class Worker: Sendable {
         response.headers.append(contentsOf: everyAnswerHeaders)
         if let requestId { response.headers.append((name: "X-Request-Id", value: requestId)) }
         let elapsed = ContinuousClock.now - started
+        metrics?.end(route: request.route, method: request.method, status: response.status, nanoseconds: elapsed.nanoseconds)
         let micros = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         if snapshot.logger.logLevel <= .info {
             JSONLogHandler.writeRequestLine(method: request.method, route: request.route, status: response.status, micros: micros,

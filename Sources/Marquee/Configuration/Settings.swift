@@ -32,6 +32,8 @@ public struct Settings: Sendable {
     public var legacyUsers: LegacyUsersAccess
     /// Not reloadable: the HTTP client is built once per worker.
     public var upstreamTimeouts: UpstreamClient.Timeouts
+    /// MARQUEE_METRICS: off keeps the request path free of metrics and /metrics answers 404.
+    public var metricsEnabled: Bool
     public let reader: SettingsReader
 
     public enum LogLevelSetting: String, Sendable, CaseIterable {
@@ -71,17 +73,23 @@ public struct Settings: Sendable {
             throw SettingsError(variable: "MARQUEE_INTERNAL_NETWORKS", problem: "'\(error.entry)' is not an IP address or CIDR range")
         }
         legacyUsers = try reader.choice("MARQUEE_LEGACY_USERS", default: LegacyUsersAccess.internal)
+        metricsEnabled = try reader.bool("MARQUEE_METRICS", default: true)
         upstreamTimeouts = UpstreamClient.Timeouts(
             connect: try reader.seconds("MARQUEE_UPSTREAM_CONNECT_TIMEOUT", default: .seconds(1), range: 0.05...30),
             total: try reader.seconds("MARQUEE_UPSTREAM_TIMEOUT", default: .seconds(3), range: 0.1...60)
         )
     }
 
+    /// Each worker's metrics file lives here (see `SharedMetricsFactory`).
+    public var metricsDirectory: String { "\(storeDirectory)/metrics" }
+
     public var storeOptions: StoreOptions {
         // Eviction of cache entries starts below the reserve's edge, so that cache writes are
         // refused only when state alone fills the rest of the map.
         let evictAbove = min(0.80, 1 - storeReserve - 0.05)
-        return StoreOptions(directory: storeDirectory, maxBytes: storeMaxBytes, sync: storeSync,
-                            evictAbove: evictAbove, evictDownTo: evictAbove - 0.15, reserve: storeReserve)
+        var options = StoreOptions(directory: storeDirectory, maxBytes: storeMaxBytes, sync: storeSync,
+                                   evictAbove: evictAbove, evictDownTo: evictAbove - 0.15, reserve: storeReserve)
+        options.metricsPrefix = MetricNames.storePrefix
+        return options
     }
 }

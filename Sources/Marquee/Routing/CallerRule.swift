@@ -7,13 +7,15 @@ public enum CallerRule: Sendable {
     case loopback
     /// MARQUEE_INTERNAL_NETWORKS, or anyone with MARQUEE_LEGACY_USERS=open.
     case legacyUsers
+    /// MARQUEE_INTERNAL_NETWORKS: the metrics page, for a Prometheus on another host.
+    case internalNetworks
 
     public func admits(remoteAddress: String?, settings: Settings) -> Bool {
         if self == .legacyUsers && settings.legacyUsers == .open { return true }
         guard let address = remoteAddress.flatMap(IPAddress.init) else { return false }
         switch self {
         case .loopback: return IPNetwork.loopback.contains(address)
-        case .legacyUsers: return settings.internalNetworks.contains(address)
+        case .legacyUsers, .internalNetworks: return settings.internalNetworks.contains(address)
         }
     }
 
