@@ -57,6 +57,8 @@ public final class UpstreamClient: Sendable {
             let started = ContinuousClock.now
             let outcome = once(url, headers: headers, maxBytes: maxBytes, deadline: deadline)
             func log(_ result: String, status: Int? = nil, error: UpstreamError? = nil) {
+                let failed = error != nil || (status ?? 0) >= 500 || status == 429
+                guard failed || logger.logLevel <= .debug else { return }
                 // The path, never the query: TMDB's api_key travels there.
                 var metadata: Logger.Metadata = [
                     "upstream": .string(upstream), "host": .string(url.host ?? ""), "path": .string(url.path),
@@ -65,10 +67,10 @@ public final class UpstreamClient: Sendable {
                 ]
                 if let status { metadata["status"] = .stringConvertible(status) }
                 if let error { metadata["error"] = .string(error.description) }
-                if error == nil && (status ?? 0) < 500 && status != 429 {
-                    logger.debug("upstream call", metadata: metadata)
-                } else {
+                if failed {
                     logger.warning("upstream call failed", metadata: metadata)
+                } else {
+                    logger.debug("upstream call", metadata: metadata)
                 }
             }
             switch outcome {
