@@ -50,6 +50,11 @@ public struct MetricsPage: Sendable {
         }
     }
 
+    /// A counter the pool keeps elsewhere (in a store), read by the scraping process.
+    public mutating func counter(_ name: String, _ labels: [(String, String)] = [], _ value: Double) {
+        line(.counter, SeriesKey.make(name: SeriesKey.counterName(name), dimensions: labels), value)
+    }
+
     /// A gauge the scraping process read itself, for the whole pool.
     public mutating func gauge(_ name: String, _ labels: [(String, String)] = [], _ value: Double) {
         line(.gauge, SeriesKey.make(name: SeriesKey.sanitized(name), dimensions: labels), value)

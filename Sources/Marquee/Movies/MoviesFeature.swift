@@ -1,6 +1,7 @@
 import FastCGI
 import Foundation
 import LMDBStore
+import SharedMetrics
 import Synchronization
 
 /// The Studio Ghibli catalogue, never older than a minute and never fetched on a page load:
@@ -142,6 +143,13 @@ public struct MoviesFeature: Feature {
                 loop = BackgroundThread(name: "movies-refresh", interval: settings.loopInterval) { refresher.round() }
             }
         }
+    }
+
+    /// Staleness is the age of the data served: since the last successful refresh.
+    public func collectMetrics(into page: inout MetricsPage) {
+        guard let refreshedAt = MoviesRefresher.state(in: store)?.refreshedAt else { return }
+        page.gauge("marquee_movies_last_refresh_timestamp_seconds", [], Double(refreshedAt) / 1000)
+        page.gauge("marquee_movies_staleness_seconds", [], Double(StoreClock.nowMillis().saturatingSubtract(refreshedAt)) / 1000)
     }
 
     public func status() -> JSONValue {

@@ -1,3 +1,4 @@
+import CoreMetrics
 import LMDBStore
 import Synchronization
 
@@ -22,6 +23,9 @@ final class RepresentationCache: Sendable {
     private let store: Store
     private let generation: SharedCounter?
     private let copies = Mutex<[String: Copy]>([:])
+    /// A hit is a load served from this worker's copy; a miss read the store.
+    private let hits = Counter(label: MetricNames.cacheHits, dimensions: [("cache", "movies")])
+    private let misses = Counter(label: MetricNames.cacheMisses, dimensions: [("cache", "movies")])
 
     init(store: Store) {
         self.store = store
@@ -35,8 +39,10 @@ final class RepresentationCache: Sendable {
         let seen = generation.current
         let now = StoreClock.nowMillis()
         if let copy = copies.withLock({ $0[key] }), copy.generation == seen, now < copy.readAt + Self.maxAgeMillis {
+            hits.increment()
             return copy.representation
         }
+        misses.increment()
         let stored = try store.withValue(key, Representation.decode) ?? nil
         copies.withLock { $0[key] = stored.map { Copy(generation: seen, readAt: now, representation: $0) } }
         return stored

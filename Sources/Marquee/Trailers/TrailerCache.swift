@@ -41,7 +41,7 @@ final class TrailerCache: Sendable {
             throw Self.storeUnavailable
         }
         if let stored, !stored.isExpired(), let record = TrailerRecord(stored.value) {
-            metrics.hit()
+            metrics.hit(negative: record.status != 200)
             return Served(record: record, stale: false)
         }
         let outcome: Result<Served, HTTPError>
@@ -74,9 +74,11 @@ final class TrailerCache: Sendable {
             }
             switch fetched.source {
             case .hit:
-                metrics.hit()
-            case .computed, .waited:
-                metrics.miss()
+                metrics.hit(negative: record.status != 200)
+            case .computed:
+                metrics.miss(joined: false)
+            case .waited:
+                metrics.miss(joined: true)
             case .stale:
                 // Another process is computing the answer right now: the expired one serves meanwhile.
                 metrics.servedStale()

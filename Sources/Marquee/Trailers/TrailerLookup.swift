@@ -45,7 +45,7 @@ struct TrailerLookup: Sendable {
             let answer = try call(film.contentURL(viaplayBase: settings.viaplayBase), upstream: "viaplay", deadline: deadline, logger: logger)
             switch answer.status {
             case 200:
-                guard let id = try ViaplayContent.imdbId(in: answer.body) else { return Step(notFound: "the Viaplay document of this film has no IMDb id") }
+                guard let id = try decoding("viaplay", { () throws(UpstreamError) in try ViaplayContent.imdbId(in: answer.body) }) else { return Step(notFound: "the Viaplay document of this film has no IMDb id") }
                 return Step(value: id)
             case 404, 410:
                 return Step(notFound: "Viaplay does not know this film")
@@ -60,7 +60,7 @@ struct TrailerLookup: Sendable {
             let answer = try call(tmdb.findURL(imdbId: imdbId), upstream: "tmdb", headers: tmdb.headers, deadline: deadline, logger: logger)
             switch answer.status {
             case 200:
-                guard let id = try TMDBAPI.tmdbId(inFind: answer.body) else { return Step(notFound: "TMDB has no film with IMDb id \(imdbId)") }
+                guard let id = try decoding("tmdb", { () throws(UpstreamError) in try TMDBAPI.tmdbId(inFind: answer.body) }) else { return Step(notFound: "TMDB has no film with IMDb id \(imdbId)") }
                 return Step(value: id)
             case 404:
                 return Step(notFound: "TMDB has no film with IMDb id \(imdbId)")
@@ -76,7 +76,7 @@ struct TrailerLookup: Sendable {
             let answer = try call(tmdb.videosURL(tmdbId: tmdbId), upstream: "tmdb", headers: tmdb.headers, deadline: deadline, logger: logger)
             switch answer.status {
             case 200:
-                let trailers = try TMDBAPI.trailers(inVideos: answer.body)
+                let trailers = try decoding("tmdb", { () throws(UpstreamError) in try TMDBAPI.trailers(inVideos: answer.body) })
                 return trailers.isEmpty ? Step(notFound: "TMDB lists no YouTube trailer for this film") : Step(value: trailers)
             case 404:
                 return Step(notFound: "TMDB does not know the film with TMDB id \(tmdbId)")
@@ -90,6 +90,16 @@ struct TrailerLookup: Sendable {
                                           updatedAt: Date().formatted(.iso8601))
         guard let record = try? TrailerRecord.found(answer) else { throw .malformed("the answer could not be encoded") }
         return Outcome(record: record, lifetime: Self.remaining(until: expiresAt), tmdbCalls: tmdbCalls)
+    }
+
+    /// `decode`'s value; an answer it cannot use is counted as the upstream's decode error.
+    private func decoding<T>(_ name: String, _ decode: () throws(UpstreamError) -> T) throws(UpstreamError) -> T {
+        do throws(UpstreamError) {
+            return try decode()
+        } catch {
+            if case .malformed = error { upstream.metrics.undecodable(name) }
+            throw error
+        }
     }
 
     /// The step's stored answer when fresh (and not `revalidate`), else `fetch`'s, stored with

@@ -1,3 +1,5 @@
+import SharedMetrics
+
 /// Viaplay film URL → YouTube trailers.
 ///
 /// - `GET /api/v1/trailers?url=…`, and the earlier services' `GET /api/trailer?url=…` and
@@ -45,6 +47,10 @@ public struct TrailersFeature: Feature {
 
     public func status() -> JSONValue {
         runtime.status()
+    }
+
+    public func collectMetrics(into page: inout MetricsPage) {
+        runtime.collectMetrics(into: &page)
     }
 
     public func degradation() -> String? {

@@ -1,5 +1,7 @@
 import FastCGI
+import LMDBStore
 import Logging
+import SharedMetrics
 import Synchronization
 
 /// The feature's moving parts in one worker.
@@ -21,7 +23,7 @@ final class TrailersRuntime: Sendable {
         self.configuration = configuration
         let logger: @Sendable () -> Logger = { services.logger }
         let settingsNow: @Sendable () -> TrailersSettings = { configuration.settings }
-        let metrics = TrailerMetrics()
+        let metrics = TrailerMetrics(upstream: services.upstream.metrics)
         self.metrics = metrics
         let cache = TrailerCache(store: services.store, upstream: services.upstream, metrics: metrics, logger: logger)
         self.cache = cache
@@ -92,6 +94,19 @@ final class TrailersRuntime: Sendable {
         background.withLock { threads in
             for thread in threads { thread.stop() }
         }
+    }
+
+    /// The queue's figures, pool-wide from the store. The oldest waiting event takes a scan
+    /// of the queue, which is small: events leave it once their trailers are fetched.
+    func collectMetrics(into page: inout MetricsPage) {
+        guard let figures = try? queue.figures() else { return }
+        page.gauge("marquee_content_events_pending", [], Double(figures.queued))
+        page.gauge("marquee_content_events_parked", [], Double(figures.parked))
+        page.counter(MetricNames.contentEventsProcessed, [], Double(figures.processed))
+        let waiting = ((try? queue.page(after: nil, limit: 10_000)) ?? []).filter { $0.event.parkedAt == nil }
+        let oldest = waiting.map(\.event.queuedAt).min()
+        let age = oldest.map { Double(StoreClock.nowMillis().saturatingSubtract($0)) / 1000 } ?? 0
+        page.gauge("marquee_queue_oldest_item_age_seconds", [("queue", "content_events")], age)
     }
 
     func status() -> JSONValue {

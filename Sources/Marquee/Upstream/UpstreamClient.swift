@@ -56,6 +56,7 @@ public final class UpstreamClient: Sendable {
             let pause: Duration
             let started = ContinuousClock.now
             let outcome = once(url, headers: headers, maxBytes: maxBytes, deadline: deadline)
+            let took = ContinuousClock.now - started
             func log(_ result: String, status: Int? = nil, error: UpstreamError? = nil) {
                 let failed = error != nil || (status ?? 0) >= 500 || status == 429
                 guard failed || logger.logLevel <= .debug else { return }
@@ -63,7 +64,7 @@ public final class UpstreamClient: Sendable {
                 var metadata: Logger.Metadata = [
                     "upstream": .string(upstream), "host": .string(url.host ?? ""), "path": .string(url.path),
                     "attempt": .stringConvertible(attempt), "outcome": .string(result),
-                    "ms": .stringConvertible(Int((ContinuousClock.now - started).nanoseconds / 1_000_000)),
+                    "ms": .stringConvertible(Int(took.nanoseconds / 1_000_000)),
                 ]
                 if let status { metadata["status"] = .stringConvertible(status) }
                 if let error { metadata["error"] = .string(error.description) }
@@ -75,22 +76,22 @@ public final class UpstreamClient: Sendable {
             }
             switch outcome {
             case .success(let answer) where answer.status == 429:
-                metrics.record(upstream, "rate_limited")
+                metrics.record(upstream, "rate_limited", duration: took)
                 log("rate_limited", status: answer.status)
                 lastError = .rateLimited
                 pause = answer.retryAfter ?? Self.jitter()
             case .success(let answer) where answer.status >= 500:
-                metrics.record(upstream, "server_error")
+                metrics.record(upstream, "server_error", duration: took)
                 log("server_error", status: answer.status)
                 lastError = .status(answer.status)
                 pause = Self.jitter()
             case .success(let answer):
                 let result = answer.status >= 400 ? "client_error" : "ok"
-                metrics.record(upstream, result)
+                metrics.record(upstream, result, duration: took)
                 log(result, status: answer.status)
                 return Response(status: answer.status, body: answer.body)
             case .failure(let error):
-                metrics.record(upstream, error.outcome)
+                metrics.record(upstream, error.outcome, duration: took)
                 log(error.outcome, error: error)
                 guard case .connection = error else { throw error }
                 lastError = error

@@ -167,16 +167,20 @@ struct UserStore: Sendable {
     /// The limit check and the grant in one write transaction: LMDB's single writer makes it
     /// atomic across every thread of every worker.
     func grant(_ stream: String, to id: String, settings: StreamSettings) throws -> GrantResult {
-        try store.write(.state) { transaction in
-            guard let bytes = try transaction.get(Key.user(id)) else { return .unknownUser }
+        let (result, expired) = try store.write(.state) { transaction -> (GrantResult, Int) in
+            guard let bytes = try transaction.get(Key.user(id)) else { return (.unknownUser, 0) }
             let limit = settings.limit(for: try UserRecord.decode(bytes).subscription)
             var state = try StreamState.decode(transaction.get(Key.streams(id)))
+            let expired = state.leases.count - state.live(at: transaction.now).count
             let outcome = state.grant(stream, limit: limit, now: transaction.now, lease: settings.lease)
             if case .refused = outcome {} else {
                 try transaction.put(Key.streams(id), state.encoded())
             }
-            return .decided(outcome, limit: limit)
+            return (.decided(outcome, limit: limit), expired)
         }
+        // Counted once the write committed: a write's body may run again after an eviction.
+        StreamMetrics.record(result, expired: expired)
+        return result
     }
 
     enum LeaseResult<Done: Sendable>: Sendable {

@@ -1,3 +1,4 @@
+import CoreMetrics
 import LMDBStore
 import Synchronization
 
@@ -6,6 +7,9 @@ import Synchronization
 /// mint writes nothing else to the store; keys are prepared when the file is read.
 final class TokenMinter: Sendable {
     private let store: Store
+    private let poolMints = Dictionary(uniqueKeysWithValues: TokenScheme.allCases.map {
+        ($0, Counter(label: MetricNames.tokenMints, dimensions: [("scheme", $0.rawValue)]))
+    })
     private let hmacTokens = Atomic<Int>(0)
     private let secureLinkTokens = Atomic<Int>(0)
     private let legacyTokens = Atomic<Int>(0)
@@ -41,6 +45,7 @@ final class TokenMinter: Sendable {
             let query = cdn.scheme.query(src: source.src, path: path, key: cdn.signingKey, expires: expires, clientIp: boundIp)
             return cdn.address + URLPath.encoded(source.src) + "?" + query
         }
+        poolMints[cdn.scheme]?.increment(by: urls.count)
         switch cdn.scheme {
         case .hmacSHA256: hmacTokens.add(urls.count, ordering: .relaxed)
         case .nginxSecureLink: secureLinkTokens.add(urls.count, ordering: .relaxed)

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Crypto
 import Synchronization
 
@@ -7,6 +8,11 @@ import Synchronization
 final class TokenVerifier: Sendable {
     private let accepted = Atomic<Int>(0)
     private let refused = Atomic<Int>(0)
+    /// By result: `valid`, or the refusal's code.
+    private let poolVerifications = Dictionary(uniqueKeysWithValues: ["valid", "token_missing", "token_invalid", "token_expired",
+                                                                      "token_key_retired", "other"].map {
+        ($0, Counter(label: MetricNames.tokenVerifications, dimensions: [("result", $0)]))
+    })
 
     struct Refusal: Error, Equatable {
         var code: String
@@ -15,6 +21,7 @@ final class TokenVerifier: Sendable {
 
     func verify(originalURI: String?, clientIp: String, configuration: CDNConfiguration, nowSeconds: Int) -> Refusal? {
         let refusal = check(originalURI: originalURI, clientIp: clientIp, configuration: configuration, nowSeconds: nowSeconds)
+        (poolVerifications[refusal?.code ?? "valid"] ?? poolVerifications["other"])?.increment()
         if refusal == nil {
             accepted.add(1, ordering: .relaxed)
         } else {

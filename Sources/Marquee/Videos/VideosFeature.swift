@@ -1,6 +1,7 @@
 import FastCGI
 import Foundation
 import LMDBStore
+import SharedMetrics
 import Synchronization
 
 /// The video catalogue, its visits and signed playback links:
@@ -232,6 +233,14 @@ public struct VideosFeature: Feature {
 
     static func timestamp(_ millis: UInt64) -> String {
         Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(Date(timeIntervalSince1970: Double(millis) / 1000))
+    }
+
+    public func collectMetrics(into page: inout MetricsPage) {
+        guard let figures = try? VisitOutbox(store: services.store).figures() else { return }
+        let lag = figures.oldestQueuedAt.map { Double(StoreClock.nowMillis().saturatingSubtract($0)) / 1000 } ?? 0
+        page.gauge("marquee_visits_outbox_depth", [], Double(figures.queued))
+        page.gauge("marquee_visits_outbox_lag_seconds", [], lag)
+        page.gauge("marquee_queue_oldest_item_age_seconds", [("queue", "visits")], lag)
     }
 
     public func status() -> JSONValue {
