@@ -1,4 +1,5 @@
 import Foundation
+@testable import Marquee
 import Testing
 
 /// deploy/prometheus/ and deploy/grafana/ as an operator loads them: promtool's own checks and
@@ -125,5 +126,18 @@ struct ObservabilityConfigTests {
             #expect(used.contains(name), "the dashboard never queries \(name)")
         }
         #expect(used.subtracting(agreed).subtracting(["nginx_connections_waiting"]).isEmpty, "unknown metrics: \(used.subtracting(agreed))")
+    }
+
+    @Test("every Marquee metric the dashboard or an alert reads is one the workers declare")
+    func namesDeclared() throws {
+        let alerts = try String(contentsOf: Self.prometheusDirectory.appendingPathComponent("marquee-alerts.yml"), encoding: .utf8)
+        let used = try Self.dashboardQueries().reduce(into: Self.metricNames(alerts)) { $0.formUnion(Self.metricNames($1.expression)) }
+        let declared = Set(MetricNames.help.keys)
+        for name in used where !name.hasPrefix("nginx_") {
+            let base = ["_bucket", "_sum", "_count"].reduce(name) { name, suffix in
+                name.hasSuffix(suffix) && declared.contains(String(name.dropLast(suffix.count))) ? String(name.dropLast(suffix.count)) : name
+            }
+            #expect(declared.contains(base), "\(name) is not a metric the workers publish")
+        }
     }
 }
