@@ -52,8 +52,7 @@ struct TopCommand: ParsableCommand {
             let now = ContinuousClock.now
             let seconds = Double((now - previousAt).components.attoseconds) / 1e18 + Double((now - previousAt).components.seconds)
             let screen = Screen(previous: previous, current: current, seconds: seconds, directory: directory).text
-            print((clear ? "\u{1B}[H\u{1B}[2J" : "") + screen)
-            fflush(stdout)
+            FileHandle.standardOutput.write(Data(((clear ? "\u{1B}[H\u{1B}[2J" : "") + screen + "\n").utf8))
             previous = current
             previousAt = now
             shown += 1

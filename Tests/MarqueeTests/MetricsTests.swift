@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import Marquee
 import SharedMetrics
 import Testing
 
@@ -216,11 +217,26 @@ struct MetricsTests {
         #expect(!FileManager.default.fileExists(atPath: directory))
     }
 
+    @Test("every route pattern falls in its family; unmatched requests are other")
+    func families() {
+        let expected: [String: RouteFamily] = [
+            "/api/v1/health": .health, "/api/v1/status": .status, "/metrics": .metrics,
+            "/api/v1/trailers": .trailers, "/api/v1/trailer/": .trailers, "/api/v1/content-events": .trailers,
+            "/movies": .movies, "/movies/": .movies, "/api/v1/movies": .movies,
+            "/api/v1/users": .users, "/api/v1/users/{id}/streams/{stream}": .users,
+            "/api/v1/videos/{videoId}": .videos, "/api/v1/tokens/verify": .videos,
+            "/api/trailer": .legacy, "/video/{videoId}": .legacy, "/video/token": .legacy, "/getuser": .legacy, "/": .legacy,
+            "/api/v1/test/sleep": .other, "unmatched": .other,
+        ]
+        for (route, family) in expected { #expect(RouteFamily(route: route) == family, "\(route)") }
+    }
+
     @Test("a slot file: two holders in one process get two slots; a released slot is taken again and keeps its counts")
     func slots() throws {
         let directory = TestPaths.temporaryDirectory("metrics-slots").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var first: SharedMetricsFactory? = try #require(try SharedMetricsFactory(directory: directory, slotLimit: 2))
+        var first = try SharedMetricsFactory(directory: directory, slotLimit: 2)
+        #expect(first != nil)
         let second = try #require(try SharedMetricsFactory(directory: directory, slotLimit: 2))
         #expect(first!.path != second.path)
         #expect(try SharedMetricsFactory(directory: directory, slotLimit: 2) == nil)

@@ -24,8 +24,10 @@ public enum MetricsBootstrap {
         let instance = instance ?? URL(fileURLWithPath: factory.path).deletingPathExtension().lastPathComponent
         let dimensions = [("instance", instance)]
         let pool = PoolMetrics.read(directory: factory.directory)
+        // Made even when 0, so that increase() sees the first restart.
+        let restarts = Counter(label: MetricNames.workerRestarts, dimensions: dimensions)
         if pool.counters(named: MetricNames.workerStarts).contains(where: { $0.labels["instance"] == instance && $0.value > 0 }) {
-            Counter(label: MetricNames.workerRestarts, dimensions: dimensions).increment()
+            restarts.increment()
         }
         Counter(label: MetricNames.workerStarts, dimensions: dimensions).increment()
     }

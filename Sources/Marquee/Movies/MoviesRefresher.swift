@@ -175,7 +175,7 @@ final class MoviesRefresher: Sendable {
             let people = try fetch("people", from: settings.ghibliBaseURL)
             loaded = try GhibliCatalogue.load(films: films, people: people)
         } catch {
-            if case .malformed? = error as? UpstreamError { upstream.metrics.undecodable("ghibli") }
+            if case .malformed = error { upstream.metrics.undecodable("ghibli") }
             recordFailure(attempt, reason: "the Studio Ghibli API \(error)")
             return
         }
