@@ -77,12 +77,13 @@ final class UpstreamClientTests {
         _ = try client.get(url("/3/find/tt2543164"), upstream: "tmdb", logger: logger)
         let all = lines.all
         let failed = all.filter { $0.message == "upstream call failed" }
-        #expect(failed.count == 2, "one line per attempt: \(all)")
+        // One line per attempt: the retry is skipped when its pause would pass the deadline.
+        #expect((1...2).contains(failed.count), "\(all)")
+        #expect(failed.map { $0.metadata["attempt"] } == Array(["1", "2"].prefix(failed.count)))
         #expect(failed.allSatisfy { $0.metadata["status"] == "503" && $0.metadata["upstream"] == "ghibli" && $0.level == .warning })
-        #expect(failed.map { $0.metadata["attempt"] } == ["1", "2"])
         let ok = all.filter { $0.message == "upstream call" }
         #expect(ok.count == 1 && ok.first?.metadata["path"] == "/3/find/tt2543164" && ok.first?.level == .debug)
-        #expect(all.count == 3 && all.allSatisfy { $0.metadata[Request.requestIdKey] == "req-42.a_b" })
+        #expect(all.count == failed.count + 1 && all.allSatisfy { $0.metadata[Request.requestIdKey] == "req-42.a_b" })
         #expect(!all.contains { $0.metadata.values.contains { $0.contains("secret-key") } })
     }
 }
