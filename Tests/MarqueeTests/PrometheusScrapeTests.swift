@@ -16,12 +16,16 @@ struct PrometheusScrapeTests {
         }
         let state = TestPaths.temporaryDirectory("prometheus-scrape")
         defer { try? FileManager.default.removeItem(at: state) }
+        // The movies' figures exist once a catalogue is loaded: the fake plays Studio Ghibli.
+        let fake = try FakeUpstream()
+        defer { fake.stop() }
         let port = TestPaths.freePort()
         let run = try ChildProcess(
             "deploy-run", executable: "/bin/bash",
             arguments: [TestPaths.script("deploy/run"), "--port", String(port), "--workers", "2",
                         "--state-dir", state.appendingPathComponent("run").path, "--binary", TestPaths.marquee],
-            environment: ["MARQUEE_GHIBLI_BASE_URL": "http://127.0.0.1:9"],
+            environment: ["MARQUEE_GHIBLI_BASE_URL": fake.baseURL, "MARQUEE_ADMIN_TOKEN": Stack.adminToken,
+                          "MARQUEE_STREAM_LIMIT": "1", "MARQUEE_STREAM_LEASE_SECONDS": "1"],
             logDirectory: state
         )
         defer { run.stop(grace: .seconds(20)) }
@@ -76,6 +80,21 @@ struct PrometheusScrapeTests {
             return Set(healthy) == ["marquee", "nginx"]
         }
         try #require(up, "targets: \(targets); prometheus log: \(prometheus.log.suffix(2000))")
+
+        // A stream granted, one refused at the plan's limit of 1, and one granted after the first
+        // lease (1 s) expired: the stream counters count from their first event.
+        let admin = ["Authorization": "Bearer \(Stack.adminToken)", "Content-Type": "application/json"]
+        let user = try await site.request("POST", "/api/v1/users", headers: admin,
+                                          body: Data(#"{"id":"scraped-user","name":"Scraped","subscription":"basic"}"#.utf8))
+        #expect(user.status == 201, "\(user.text)")
+        func stream(_ name: String) async throws -> Int {
+            try await site.request("POST", "/api/v1/users/scraped-user/streams", headers: admin,
+                                   body: Data(#"{"stream":"\#(name)"}"#.utf8)).status
+        }
+        #expect(try await stream("first") == 201)
+        #expect(try await stream("second") == 409)
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(try await stream("third") == 201)
 
         // Traffic in three families, over several scrapes.
         for _ in 0..<6 {
