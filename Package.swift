@@ -103,6 +103,7 @@ let package = Package(
                 "SharedMetrics",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 "PostgresClient",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -5,7 +5,7 @@ import Testing
 /// Headers every answer carries, through the project's nginx and real workers.
 @Suite("Answer headers", .serialized)
 struct AnswerHeadersTests {
-    @Test("nosniff and nginx's request id on worker answers and on nginx's own; a client's X-Request-Id is replaced")
+    @Test("nosniff and nginx's request id on worker answers and on nginx's own; a client's unsafe X-Request-Id is replaced")
     func nosniffAndRequestId() async throws {
         let stack = try await Stack("headers", workers: 1, environment: ["MARQUEE_INTERNAL_NETWORKS": "127.0.0.1"])
         defer { stack.stop() }
@@ -29,7 +29,7 @@ struct AnswerHeadersTests {
         }
         #expect(ids.count == answers.count)
 
-        let chosen = "client-chosen-id"
+        let chosen = "client chosen id"
         let answer = try stack.raw.send("GET", "/api/v1/health?probe=request-id", headers: ["X-Request-Id": chosen])
         let id = try #require(answer.header("X-Request-Id"))
         #expect(id != chosen && id.count == 32)

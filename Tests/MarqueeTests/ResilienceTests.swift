@@ -100,7 +100,7 @@ struct ResilienceTests {
         let line = try #require(slow.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
         #expect(line["method"] as? String == "GET")
         #expect(line["path"] as? String == "/api/v1/trailers")
-        #expect((line["requestId"] as? String)?.count == 32)
+        #expect((line["request_id"] as? String)?.count == 32)
         #expect((line["ms"] as? Int).map { $0 >= 500 } == true)
 
         #expect(worker.waitForExit(timeout: .seconds(10)) == 75)

@@ -84,7 +84,7 @@ final class RequestSupervisor: Sendable {
         let elapsed = now - entry.started
         let millis = Int(elapsed.components.seconds) * 1000 + Int(elapsed.components.attoseconds / 1_000_000_000_000_000)
         var metadata: Logger.Metadata = ["method": "\(entry.method)", "path": "\(entry.path)", "ms": .stringConvertible(millis)]
-        if let requestId = entry.requestId { metadata["requestId"] = "\(requestId)" }
+        if let requestId = entry.requestId { metadata[Request.requestIdKey] = .string(requestId) }
         return metadata
     }
 }

@@ -224,13 +224,13 @@ public final class Worker: Sendable {
             } catch let error as HTTPError {
                 return error.response
             } catch let error as StoreError where error.isFull {
-                services.logger.warning("store full", metadata: ["route": "\(route)", "error": "\(error)"])
+                request.logger(services.logger).warning("store full", metadata: ["route": "\(route)", "error": "\(error)"])
                 return HTTPError.storeFull.response
             } catch let error as PostgresError where error.kind == .unavailable {
-                services.logger.warning("database unavailable", metadata: ["route": "\(route)", "error": "\(error)"])
+                request.logger(services.logger).warning("database unavailable", metadata: ["route": "\(route)", "error": "\(error)"])
                 return HTTPError.databaseUnavailable.response
             } catch {
-                services.logger.error("unhandled error", metadata: ["route": "\(route)", "error": "\(error)", "request_id": "\(request.requestId ?? "")"])
+                request.logger(services.logger).error("unhandled error", metadata: ["route": "\(route)", "error": "\(error)"])
                 return HTTPError(.internalError, "the request failed; the worker log has the cause").response
             }
         case .methodNotAllowed(let route, let allowed):

@@ -1,5 +1,6 @@
 import FastCGI
 import Foundation
+import Logging
 
 /// A request as a handler sees it: the FastCGI params, the matched route, its path
 /// parameters and the decoded query.
@@ -9,6 +10,10 @@ public struct Request {
     public let path: String
     public internal(set) var route: String
     public internal(set) var parameters: [String: String]
+    /// The id nginx passes as X-Request-Id: a client's own when it is a safe token, else
+    /// nginx's `$request_id`. It goes back out in a header and into every log line about the
+    /// request, so it is checked again here: anything but a safe token is dropped.
+    public let requestId: String?
     let maxBodyBytes: Int
 
     init(_ fastCGI: FastCGIRequest, maxBodyBytes: Int) {
@@ -17,21 +22,31 @@ public struct Request {
         self.path = fastCGI.path
         self.route = "unmatched"
         self.parameters = [:]
+        self.requestId = fastCGI.header("X-Request-Id").flatMap { Self.isSafeRequestId($0) ? $0 : nil }
         self.maxBodyBytes = maxBodyBytes
     }
 
     public func param(_ name: String) -> String? { fastCGI.param(name) }
     public func header(_ name: String) -> String? { fastCGI.header(name) }
 
-    /// nginx's `$request_id`, which its config passes as X-Request-Id in place of any client's.
-    /// It goes back out in a header and into the log, so anything but a short token is dropped.
-    public var requestId: String? {
-        guard let id = header("X-Request-Id"), (1...64).contains(id.utf8.count),
-              id.utf8.allSatisfy({ Self.requestIdBytes.contains($0) }) else { return nil }
-        return id
+    /// `^[A-Za-z0-9._-]{1,64}$`, the pattern of nginx's map `$marquee_request_id_in`.
+    static func isSafeRequestId(_ id: String) -> Bool {
+        (1...64).contains(id.utf8.count) && id.utf8.allSatisfy { requestIdBytes.contains($0) }
     }
 
     private static let requestIdBytes = Set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.".utf8)
+
+    /// `base` with the request's id as `request_id`, for every line logged about this request
+    /// (its upstream calls included).
+    public func logger(_ base: Logger) -> Logger {
+        guard let requestId else { return base }
+        var logger = base
+        logger[metadataKey: Self.requestIdKey] = .string(requestId)
+        return logger
+    }
+
+    /// The one log key of a request's id, on every line that carries one.
+    public static let requestIdKey = "request_id"
 
     /// The query string decoded; the first of repeated names wins.
     public var query: [String: String] { QueryString.decode(fastCGI.queryString) }

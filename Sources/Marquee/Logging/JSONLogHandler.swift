@@ -46,7 +46,9 @@ public struct JSONLogHandler: LogHandler {
         line.append(contentsOf: #","us":"#.utf8)
         line.append(contentsOf: String(micros).utf8)
         if let requestId {
-            line.append(contentsOf: #","request_id":"#.utf8)
+            line.append(contentsOf: #",""#.utf8)
+            line.append(contentsOf: Request.requestIdKey.utf8)
+            line.append(contentsOf: #"":"#.utf8)
             appendQuoted(requestId, to: &line)
         }
         line.append(contentsOf: "}\n".utf8)

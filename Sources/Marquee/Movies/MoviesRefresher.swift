@@ -213,7 +213,7 @@ final class MoviesRefresher: Sendable {
     }
 
     private func fetch(_ path: String, from base: URL) throws(UpstreamError) -> [UInt8] {
-        let response = try upstream.get(base.appendingPathComponent(path), upstream: "ghibli", maxBytes: Self.maxBodyBytes)
+        let response = try upstream.get(base.appendingPathComponent(path), upstream: "ghibli", maxBytes: Self.maxBodyBytes, logger: logger())
         guard response.status == 200 else { throw .status(response.status) }
         return response.body
     }

@@ -30,8 +30,9 @@ final class TrailerCache: Sendable {
     /// bulkhead's upstream slots; one that follows a lookup already in flight, in any worker,
     /// only waits for its answer, up to the upstream deadline. Either way it waits outside the
     /// bulkhead's reserve of threads. When no slot or no thread outside the reserve is free,
-    /// the answer is 503, or the stale answer when there is one.
-    func answer(_ film: FilmURL, settings: TrailersSettings, bulkhead: Bulkhead) throws(HTTPError) -> Served {
+    /// the answer is 503, or the stale answer when there is one. `logger` carries the request's id
+    /// onto the lines about the lookup it leads.
+    func answer(_ film: FilmURL, settings: TrailersSettings, bulkhead: Bulkhead, logger: Logger) throws(HTTPError) -> Served {
         let key = TrailerKeys.answer(film)
         let stored: StoreEntry?
         do {
@@ -49,9 +50,9 @@ final class TrailerCache: Sendable {
                 if (try? store.isFilling(key)) == true {
                     // Should the lookup it follows be gone by the time the wait starts, this
                     // request leads after all, and takes its slot then.
-                    return shared(film, key: key, settings: settings, leading: bulkhead)
+                    return shared(film, key: key, settings: settings, leading: bulkhead, logger: logger)
                 }
-                return try bulkhead.lead { shared(film, key: key, settings: settings, leading: nil) }
+                return try bulkhead.lead { shared(film, key: key, settings: settings, leading: nil, logger: logger) }
             }
         } catch {
             if let stale = staleAnswer(stored) { return stale }
@@ -63,10 +64,11 @@ final class TrailerCache: Sendable {
 
     /// `leading`: the bulkhead whose upstream slot a lookup this call computes must take; nil
     /// when the caller holds one already.
-    private func shared(_ film: FilmURL, key: String, settings: TrailersSettings, leading: Bulkhead?) -> Result<Served, HTTPError> {
+    private func shared(_ film: FilmURL, key: String, settings: TrailersSettings, leading: Bulkhead?,
+                        logger: Logger) -> Result<Served, HTTPError> {
         let failure: HTTPError
         do {
-            let fetched = try fetch(film, key: key, settings: settings, leading: leading)
+            let fetched = try fetch(film, key: key, settings: settings, leading: leading, logger: logger)
             guard let record = TrailerRecord(fetched.entry.value) else {
                 throw HTTPError(.internalError, "the stored answer is unreadable; it is replaced at its expiry")
             }
@@ -103,7 +105,7 @@ final class TrailerCache: Sendable {
     /// Makes sure a fresh answer for `film` is stored, through the same single flight as requests.
     func prefetch(_ film: FilmURL, settings: TrailersSettings) -> Prefetch {
         do {
-            let fetched = try fetch(film, key: TrailerKeys.answer(film), settings: settings)
+            let fetched = try fetch(film, key: TrailerKeys.answer(film), settings: settings, logger: logger())
             return fetched.source == .stale ? .busy : .stored
         } catch {
             // For the queue's status (loopback only), not for clients: the upstream's own detail.
@@ -111,20 +113,19 @@ final class TrailerCache: Sendable {
         }
     }
 
-    private func fetch(_ film: FilmURL, key: String, settings: TrailersSettings, leading: Bulkhead? = nil) throws -> Fetched {
+    private func fetch(_ film: FilmURL, key: String, settings: TrailersSettings, leading: Bulkhead? = nil, logger: Logger) throws -> Fetched {
         let lookup = self.lookup
-        let logger = self.logger
         return try store.fetch(key, wait: lookup.upstream.timeouts.total + .seconds(1), failurePayload: Self.payload) {
             do {
                 let outcome: TrailerLookup.Outcome
                 if let leading {
-                    outcome = try leading.lead { try lookup.resolve(film, settings: settings) }
+                    outcome = try leading.lead { try lookup.resolve(film, settings: settings, logger: logger) }
                 } else {
-                    outcome = try lookup.resolve(film, settings: settings)
+                    outcome = try lookup.resolve(film, settings: settings, logger: logger)
                 }
                 return (outcome.record.bytes, outcome.lifetime)
             } catch {
-                logger().warning("trailer lookup failed", metadata: ["url": "\(film.normalised)", "error": "\(error)"])
+                logger.warning("trailer lookup failed", metadata: ["url": "\(film.normalised)", "error": "\(error)"])
                 throw error
             }
         }

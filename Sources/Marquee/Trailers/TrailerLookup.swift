@@ -1,5 +1,6 @@
 import Foundation
 import LMDBStore
+import Logging
 
 /// The lookup chain: Viaplay document → IMDb id → TMDB find → TMDB id → TMDB videos →
 /// trailers. Each step's answer is kept in the store with its own time-to-live, so a chain run
@@ -27,7 +28,8 @@ struct TrailerLookup: Sendable {
     /// Runs the chain for `film`. `revalidate` asks TMDB for the videos even when the stored
     /// step is fresh (the refresher's re-validation). Throws only for upstream failures; every
     /// kind of "not found" is an answer.
-    func resolve(_ film: FilmURL, settings: TrailersSettings, revalidate: Bool = false) throws(UpstreamError) -> Outcome {
+    /// `logger` carries the id of the request the chain runs for, if any.
+    func resolve(_ film: FilmURL, settings: TrailersSettings, revalidate: Bool = false, logger: Logger) throws(UpstreamError) -> Outcome {
         let deadline = ContinuousClock.now + upstream.timeouts.total
         let lifetimes = settings.lifetimes
         let tmdb = TMDBAPI(base: settings.tmdbBase, auth: settings.tmdbAuth)
@@ -40,7 +42,7 @@ struct TrailerLookup: Sendable {
         }
 
         let content: Step<String> = try step(TrailerKeys.content(film), lifetimes.content, lifetimes.negative, &expiresAt) { () throws(UpstreamError) in
-            let answer = try call(film.contentURL(viaplayBase: settings.viaplayBase), upstream: "viaplay", deadline: deadline)
+            let answer = try call(film.contentURL(viaplayBase: settings.viaplayBase), upstream: "viaplay", deadline: deadline, logger: logger)
             switch answer.status {
             case 200:
                 guard let id = try decoding("viaplay", { () throws(UpstreamError) in try ViaplayContent.imdbId(in: answer.body) }) else { return Step(notFound: "the Viaplay document of this film has no IMDb id") }
@@ -55,7 +57,7 @@ struct TrailerLookup: Sendable {
 
         let find: Step<Int> = try step(TrailerKeys.find(imdbId: imdbId), lifetimes.find, lifetimes.negative, &expiresAt) { () throws(UpstreamError) in
             tmdbCalls += 1
-            let answer = try call(tmdb.findURL(imdbId: imdbId), upstream: "tmdb", headers: tmdb.headers, deadline: deadline)
+            let answer = try call(tmdb.findURL(imdbId: imdbId), upstream: "tmdb", headers: tmdb.headers, deadline: deadline, logger: logger)
             switch answer.status {
             case 200:
                 guard let id = try decoding("tmdb", { () throws(UpstreamError) in try TMDBAPI.tmdbId(inFind: answer.body) }) else { return Step(notFound: "TMDB has no film with IMDb id \(imdbId)") }
@@ -71,7 +73,7 @@ struct TrailerLookup: Sendable {
         let videos: Step<[Trailer]> = try step(TrailerKeys.videos(tmdbId: tmdbId), lifetimes.videos, lifetimes.negative, &expiresAt,
                                                revalidate: revalidate) { () throws(UpstreamError) in
             tmdbCalls += 1
-            let answer = try call(tmdb.videosURL(tmdbId: tmdbId), upstream: "tmdb", headers: tmdb.headers, deadline: deadline)
+            let answer = try call(tmdb.videosURL(tmdbId: tmdbId), upstream: "tmdb", headers: tmdb.headers, deadline: deadline, logger: logger)
             switch answer.status {
             case 200:
                 let trailers = try decoding("tmdb", { () throws(UpstreamError) in try TMDBAPI.trailers(inVideos: answer.body) })
@@ -122,9 +124,10 @@ struct TrailerLookup: Sendable {
     }
 
     private func call(_ url: URL, upstream name: String, headers: [(String, String)] = [],
-                      deadline: ContinuousClock.Instant) throws(UpstreamError) -> UpstreamClient.Response {
+                      deadline: ContinuousClock.Instant, logger: Logger) throws(UpstreamError) -> UpstreamClient.Response {
         guard ContinuousClock.now < deadline else { throw .timeout }
-        return try upstream.get(url, upstream: name, headers: headers, maxBytes: name == "viaplay" ? 4 << 20 : 1 << 20, deadline: deadline)
+        return try upstream.get(url, upstream: name, headers: headers, maxBytes: name == "viaplay" ? 4 << 20 : 1 << 20, deadline: deadline,
+                                logger: logger)
     }
 
     private static func remaining(until expiresAt: UInt64) -> Duration {

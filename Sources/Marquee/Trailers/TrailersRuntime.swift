@@ -45,7 +45,7 @@ final class TrailersRuntime: Sendable {
             metrics.invalidURL()
             throw HTTPError(.invalidURL, error.reason)
         }
-        let served = try cache.answer(film, settings: current.settings, bulkhead: current.bulkhead)
+        let served = try cache.answer(film, settings: current.settings, bulkhead: current.bulkhead, logger: request.logger(services.logger))
         return served.record.response(shape, stale: served.stale)
     }
 
@@ -58,7 +58,7 @@ final class TrailersRuntime: Sendable {
         do {
             admissions = batch.accepted.isEmpty ? [] : try queue.enqueue(batch.accepted.map(\.film))
         } catch {
-            services.logger.error("cannot queue content events", metadata: ["error": "\(error)"])
+            request.logger(services.logger).error("cannot queue content events", metadata: ["error": "\(error)"])
             throw TrailerCache.storeUnavailable
         }
         let events = zip(batch.accepted, admissions).map { accepted, admission in

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -44,31 +45,54 @@ public final class UpstreamClient: Sendable {
 
     /// GETs `url`. Answers with any status below 500 but 429 (the caller reads 404 itself);
     /// throws for the rest once the retry is spent. `deadline` shortens the total timeout, so
-    /// that a chain of calls can share one budget.
+    /// that a chain of calls can share one budget. `logger` is the caller's: for a request, it
+    /// carries the request's id onto the lines about its calls.
     public func get(_ url: URL, upstream: String, headers: [(String, String)] = [], maxBytes: Int = 4 << 20,
-                    deadline callerDeadline: ContinuousClock.Instant? = nil) throws(UpstreamError) -> Response {
+                    deadline callerDeadline: ContinuousClock.Instant? = nil, logger: Logger) throws(UpstreamError) -> Response {
         let ownDeadline = ContinuousClock.now + timeouts.total
         let deadline = callerDeadline.map { min($0, ownDeadline) } ?? ownDeadline
         var lastError = UpstreamError.timeout
         for attempt in 1...2 {
             let pause: Duration
             let started = ContinuousClock.now
-            let result = once(url, headers: headers, maxBytes: maxBytes, deadline: deadline)
+            let outcome = once(url, headers: headers, maxBytes: maxBytes, deadline: deadline)
             let took = ContinuousClock.now - started
-            switch result {
+            func log(_ result: String, status: Int? = nil, error: UpstreamError? = nil) {
+                let failed = error != nil || (status ?? 0) >= 500 || status == 429
+                guard failed || logger.logLevel <= .debug else { return }
+                // The path, never the query: TMDB's api_key travels there.
+                var metadata: Logger.Metadata = [
+                    "upstream": .string(upstream), "host": .string(url.host ?? ""), "path": .string(url.path),
+                    "attempt": .stringConvertible(attempt), "outcome": .string(result),
+                    "ms": .stringConvertible(Int(took.nanoseconds / 1_000_000)),
+                ]
+                if let status { metadata["status"] = .stringConvertible(status) }
+                if let error { metadata["error"] = .string(error.description) }
+                if failed {
+                    logger.warning("upstream call failed", metadata: metadata)
+                } else {
+                    logger.debug("upstream call", metadata: metadata)
+                }
+            }
+            switch outcome {
             case .success(let answer) where answer.status == 429:
                 metrics.record(upstream, "rate_limited", duration: took)
+                log("rate_limited", status: answer.status)
                 lastError = .rateLimited
                 pause = answer.retryAfter ?? Self.jitter()
             case .success(let answer) where answer.status >= 500:
                 metrics.record(upstream, "server_error", duration: took)
+                log("server_error", status: answer.status)
                 lastError = .status(answer.status)
                 pause = Self.jitter()
             case .success(let answer):
-                metrics.record(upstream, answer.status >= 400 ? "client_error" : "ok", duration: took)
+                let result = answer.status >= 400 ? "client_error" : "ok"
+                metrics.record(upstream, result, duration: took)
+                log(result, status: answer.status)
                 return Response(status: answer.status, body: answer.body)
             case .failure(let error):
                 metrics.record(upstream, error.outcome, duration: took)
+                log(error.outcome, error: error)
                 guard case .connection = error else { throw error }
                 lastError = error
                 pause = Self.jitter()

@@ -115,7 +115,7 @@ public struct VideosFeature: Feature {
                     throw HTTPError(.visitNotRecorded, "the visit could not be recorded; try again")
                 } catch {
                     // A read answered 2xx is a counted visit; one that cannot be recorded is not answered.
-                    services.logger.error("cannot record a visit", metadata: ["videoId": "\(videoId)", "error": "\(error)"])
+                    request.logger(services.logger).error("cannot record a visit", metadata: ["videoId": "\(videoId)", "error": "\(error)"])
                     throw HTTPError(.visitNotRecorded, "the visit could not be recorded; try again")
                 }
             }
