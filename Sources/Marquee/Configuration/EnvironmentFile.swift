@@ -4,7 +4,10 @@ import Foundation
 /// so that a reload applies what the operator changed without a restart.
 enum EnvironmentFile {
     static func parse(path: String) throws -> [String: String] {
-        let text = try String(contentsOfFile: path, encoding: .utf8)
+        try parse(text: String(contentsOfFile: path, encoding: .utf8))
+    }
+
+    static func parse(text: String) -> [String: String] {
         var variables: [String: String] = [:]
         for rawLine in text.split(whereSeparator: \.isNewline) {
             let line = rawLine.trimmingCharacters(in: .whitespaces)
