@@ -72,7 +72,7 @@ runFuzzer { bytes in
     guard verifier.verify(originalURI: uri, clientIp: clientIp, configuration: known, nowSeconds: now) == nil else { return }
     let token = QueryString.decode(query ?? "")
     let rawPath = String(uri[..<(uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex)])
-    let path = QueryString.percentDecoded(rawPath.replacing("+", with: "%2B")) ?? ""
+    let path = QueryString.percentDecoded(Substring(rawPath.replacing("+", with: "%2B"))) ?? ""
     let kid = token["kid"] ?? ""
     let match = Signed(path: path, expires: token["expires"] ?? "", kid: kid, sig: token["sig"] ?? "", clientIp: kid == "k2" ? clientIp : nil)
     check(signed.contains(match), "\(uri.debugDescription) from \(clientIp.debugDescription) verifies but was never signed so")
