@@ -1,4 +1,5 @@
 // swift-tools-version: 6.1
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -113,3 +114,17 @@ let package = Package(
         ),
     ]
 )
+
+// The fuzz targets (fuzz/README.md) are declared only when MARQUEE_FUZZ=1: they link only with
+// -sanitize=fuzzer (libFuzzer's driver), so the ordinary build and tests never see them, and
+// deploy/fuzz builds them in a scratch folder of their own (.build-fuzz) so that the sanitized
+// objects never replace the ordinary ones.
+if ProcessInfo.processInfo.environment["MARQUEE_FUZZ"] == "1" {
+    package.targets += [
+        .systemLibrary(name: "CLibFuzzer", path: "fuzz/CLibFuzzer"),
+        .target(name: "FuzzSupport", dependencies: ["CLibFuzzer"], path: "fuzz/FuzzSupport"),
+    ]
+    for name in ["FuzzJSONBody", "FuzzQueryString", "FuzzFilmURL", "FuzzCDNFile", "FuzzTokenVerifier", "FuzzLegacyImport", "FuzzEnvironmentFile"] {
+        package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport", "Marquee", "LMDBStore"], path: "fuzz/Targets/\(name)"))
+    }
+}

@@ -81,12 +81,15 @@ enum Base64URL {
         return String(decoding: output, as: UTF8.self)
     }
 
-    /// nil for anything but unpadded base64url.
+    /// nil for anything but unpadded base64url in its one spelling. Foundation ignores the
+    /// unused low bits of the last character, so without the check a signature's last character
+    /// had four spellings, each a valid link.
     static func decode(_ text: String) -> [UInt8]? {
         guard !text.contains(where: { $0 == "+" || $0 == "/" || $0 == "=" }) else { return nil }
         var standard = String(text.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
         standard += String(repeating: "=", count: (4 - standard.utf8.count % 4) % 4)
-        return Data(base64Encoded: standard).map(Array.init)
+        guard let bytes = Data(base64Encoded: standard).map(Array.init), encode(bytes) == text else { return nil }
+        return bytes
     }
 }
 

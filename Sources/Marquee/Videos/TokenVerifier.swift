@@ -67,10 +67,12 @@ final class TokenVerifier: Sendable {
 
     /// A link that names expires, kid or sig twice means one thing to a reader that takes the
     /// first (this one, nginx's `$arg_`) and another to one that takes the last: refused whole.
+    /// Over the bytes, as `QueryString.decode` reads them: split as Characters, a combining mark
+    /// after `&` or `=` fused with it and hid a second `kid`.
     static func repeatsTokenParameter(_ query: Substring) -> Bool {
         var seen: Set<String> = []
-        for pair in query.split(separator: "&") {
-            guard let name = QueryString.percentDecoded(pair.prefix { $0 != "=" }),
+        for pair in query.utf8.split(separator: UInt8(ascii: "&")) {
+            guard let name = QueryString.percentDecoded(pair.prefix { $0 != UInt8(ascii: "=") }),
                   ["expires", "kid", "sig"].contains(name) else { continue }
             if !seen.insert(name).inserted { return true }
         }
