@@ -17,17 +17,23 @@ final class Stack: @unchecked Sendable {
     private let listenerFd: Int32
     let workerEnvironment: [String: String]
     private var workerCount = 0
+    /// The network namespace its processes run in (`ip netns exec`); nil: the test's own.
+    let namespace: String?
 
     static let secureLinkSecret = "marquee-test-secure-link"
 
     /// `rates: "bench"` moves nginx's rate limits out of the way; `"default"` keeps production's.
     /// `port` lets a test write nginx's own address into the workers' configuration beforehand.
+    /// `namespace` runs nginx and the workers in that network namespace, nginx listening on
+    /// `address` there: one host of a cluster on one machine.
     init(_ label: String, workers count: Int = 2, environment: [String: String] = [:], rates: String = "bench",
-         renderArguments: [String] = [], port: Int = TestPaths.freePort()) async throws {
+         renderArguments: [String] = [], port: Int = TestPaths.freePort(), address: String = "127.0.0.1",
+         namespace: String? = nil) async throws {
         directory = TestPaths.temporaryDirectory(label)
         self.port = port
+        self.namespace = namespace
         socketPath = directory.appendingPathComponent("marquee.sock").path
-        client = HTTPClient(base: "http://127.0.0.1:\(port)")
+        client = HTTPClient(base: "http://\(address):\(port)")
         raw = RawHTTP(port: port)
         listenerFd = try FastCGIListener.bind(socketPath, mode: 0o660).fd
         var defaults = [
@@ -45,7 +51,7 @@ final class Stack: @unchecked Sendable {
         do {
             for _ in 0..<count { _ = try startWorker() }
             nginx = try Self.startNginx(in: directory, port: port, socket: socketPath, rates: rates, extra: renderArguments,
-                                        environment: defaults)
+                                        environment: defaults, address: address, namespace: namespace)
             try await waitUntilHealthy()
         } catch {
             stop()
@@ -59,8 +65,9 @@ final class Stack: @unchecked Sendable {
     @discardableResult
     func startWorker(extraEnvironment: [String: String] = [:]) throws -> ChildProcess {
         workerCount += 1
+        let (executable, arguments) = Self.command(TestPaths.marquee, ["serve"], in: namespace)
         let worker = try ChildProcess(
-            "worker-\(workerCount)", executable: TestPaths.marquee, arguments: ["serve"],
+            "worker-\(workerCount)", executable: executable, arguments: arguments,
             environment: workerEnvironment.merging(extraEnvironment) { _, new in new },
             standardInput: FileHandle(fileDescriptor: listenerFd, closeOnDealloc: false),
             logDirectory: directory
@@ -73,7 +80,8 @@ final class Stack: @unchecked Sendable {
     /// listening on `port` in front of the worker socket `socket`. The render reads the settings
     /// it shares with the workers (MARQUEE_INTERNAL_NETWORKS, MARQUEE_LEGACY_USERS) from `environment`.
     static func startNginx(in directory: URL, port: Int, socket: String, rates: String, extra: [String] = [],
-                           environment: [String: String] = [:]) throws -> ChildProcess {
+                           environment: [String: String] = [:], address: String = "127.0.0.1",
+                           namespace: String? = nil) throws -> ChildProcess {
         let out = directory.appendingPathComponent("nginx")
         let media = directory.appendingPathComponent("media")
         try FileManager.default.createDirectory(at: media, withIntermediateDirectories: true)
@@ -83,7 +91,7 @@ final class Stack: @unchecked Sendable {
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secretFile.path)
         let render = try ChildProcess(
             "nginx-render", executable: "/bin/bash",
-            arguments: [TestPaths.script("deploy/nginx-render"), "--out", out.path, "--listen", "127.0.0.1:\(port)",
+            arguments: [TestPaths.script("deploy/nginx-render"), "--out", out.path, "--listen", "\(address):\(port)",
                         "--socket", socket, "--rates", rates, "--media-root", media.path,
                         "--secure-link-secret-file", secretFile.path, "--nginx-workers", "1"] + extra,
             environment: environment, logDirectory: directory
@@ -91,9 +99,16 @@ final class Stack: @unchecked Sendable {
         guard render.waitForExit(timeout: .seconds(30)) == 0 else {
             throw StackError("deploy/nginx-render failed: \(render.log)")
         }
-        return try ChildProcess("nginx", executable: "/usr/sbin/nginx",
-                                arguments: ["-p", out.path, "-c", out.appendingPathComponent("nginx.conf").path],
-                                logDirectory: directory)
+        let (executable, arguments) = command("/usr/sbin/nginx", ["-p", out.path, "-c", out.appendingPathComponent("nginx.conf").path],
+                                              in: namespace)
+        return try ChildProcess("nginx", executable: executable, arguments: arguments, logDirectory: directory)
+    }
+
+    /// `ip netns exec` enters the namespace and then execs the program in place, so the child's
+    /// pid stays the program's own and stopping it by pid still works.
+    static func command(_ executable: String, _ arguments: [String], in namespace: String?) -> (String, [String]) {
+        guard let namespace else { return (executable, arguments) }
+        return (HostNamespaces.ip, ["netns", "exec", namespace, executable] + arguments)
     }
 
     func waitUntilHealthy(timeout: Duration = .seconds(20)) async throws {
