@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "marquee", targets: ["MarqueeCLI"]),
         .library(name: "FastCGI", targets: ["FastCGI"]),
         .library(name: "LMDBStore", targets: ["LMDBStore"]),
+        .library(name: "PostgresClient", targets: ["PostgresClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -30,6 +31,15 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .target(
+            name: "PostgresClient",
+            dependencies: ["CLibPQ"]
+        ),
         .target(
             name: "FastCGI",
             dependencies: ["CFastCGI"]
@@ -43,6 +53,7 @@ let package = Package(
             dependencies: [
                 "FastCGI",
                 "LMDBStore",
+                "PostgresClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,0 +1,215 @@
+import CLibPQ
+import Glibc
+
+/// One libpq connection, used by one thread at a time (the thread that owns its slot in
+/// `PostgresClient`). Reconnects on the next use after a failure, no sooner than the backoff
+/// allows; statements are prepared again on each new connection.
+public final class PostgresConnection {
+    let configuration: PostgresConfiguration
+    private let availability: PostgresAvailability
+    private var handle: OpaquePointer?
+    private var prepared: Set<String> = []
+    private var backoff: Duration = .zero
+    private var retryAt: ContinuousClock.Instant?
+    private(set) var inTransaction = false
+
+    init(configuration: PostgresConfiguration, availability: PostgresAvailability) {
+        self.configuration = configuration
+        self.availability = availability
+    }
+
+    deinit {
+        if let handle { PQfinish(handle) }
+    }
+
+    // MARK: Statements
+
+    /// Runs a prepared statement, preparing it first on this connection if needed.
+    @discardableResult
+    public func execute(_ statement: PostgresStatement, _ parameters: [String?] = []) throws(PostgresError) -> PostgresRows {
+        let connection = try connected()
+        if !prepared.contains(statement.name) {
+            guard PQsendPrepare(connection, statement.name, statement.sql, 0, nil) == 1 else { throw lost(connection) }
+            _ = try results(of: connection)
+            prepared.insert(statement.name)
+        }
+        do {
+            return try send(connection) { connection in
+                withCStrings(parameters) { values in
+                    PQsendQueryPrepared(connection, statement.name, Int32(parameters.count), values, nil, nil, 0)
+                }
+            }
+        } catch let error where error.sqlState == "26000" {
+            // A pooler in front lost the statement with its server connection: prepare again,
+            // once, where no transaction was aborted by the failure.
+            prepared.remove(statement.name)
+            guard !inTransaction else { throw error }
+            return try execute(statement, parameters)
+        }
+    }
+
+    /// Runs SQL through the simple protocol: several statements at once, no parameters.
+    /// For transaction control and migrations; requests use `execute`.
+    @discardableResult
+    public func run(_ sql: String) throws(PostgresError) -> PostgresRows {
+        let connection = try connected()
+        return try send(connection) { PQsendQuery($0, sql) }
+    }
+
+    // MARK: Transactions
+
+    func begin(isolation: String?) throws(PostgresError) {
+        try run(isolation.map { "BEGIN ISOLATION LEVEL \($0)" } ?? "BEGIN")
+        inTransaction = true
+    }
+
+    func commit() throws(PostgresError) {
+        defer { inTransaction = false }
+        try run("COMMIT")
+    }
+
+    /// Rolls back after a failure inside a transaction. A connection that fails even this is
+    /// dropped, so that no half-done transaction is ever carried into the next request.
+    func rollback() {
+        guard inTransaction else { return }
+        inTransaction = false
+        guard let handle else { return }
+        do { try run("ROLLBACK") } catch { drop(handle) }
+    }
+
+    // MARK: Connection
+
+    private func connected() throws(PostgresError) -> OpaquePointer {
+        if let handle {
+            if PQstatus(handle) == CONNECTION_OK { return handle }
+            drop(handle)
+        }
+        if let retryAt, ContinuousClock.now < retryAt {
+            throw PostgresError(.unavailable, message: availability.lastFailure ?? "the database is unavailable; reconnecting")
+        }
+        let parameters = try configuration.connectionParameters()
+        let connection = withCStrings(parameters.map(\.0)) { keywords in
+            withCStrings(parameters.map(\.1)) { values in
+                PQconnectdbParams(keywords, values, 1)
+            }
+        }
+        guard let connection, PQstatus(connection) == CONNECTION_OK else {
+            let message = connection.map { Self.message(of: $0) } ?? "out of memory"
+            if let connection { PQfinish(connection) }
+            backoff = backoff == .zero ? configuration.minBackoff : min(backoff * 2, configuration.maxBackoff)
+            retryAt = ContinuousClock.now + backoff
+            let error = PostgresError(.unavailable, message: "cannot connect to \(configuration.redactedURL): \(message)")
+            availability.failed(error.message)
+            throw error
+        }
+        backoff = .zero
+        retryAt = nil
+        prepared = []
+        handle = connection
+        return connection
+    }
+
+    private func drop(_ connection: OpaquePointer) {
+        PQfinish(connection)
+        if handle == connection { handle = nil }
+        prepared = []
+        inTransaction = false
+    }
+
+    /// Drops the connection after a send or read failed, and says why.
+    private func lost(_ connection: OpaquePointer) -> PostgresError {
+        let error = PostgresError(.unavailable, message: "lost the database connection: \(Self.message(of: connection))")
+        drop(connection)
+        retryAt = ContinuousClock.now + configuration.minBackoff
+        availability.failed(error.message)
+        return error
+    }
+
+    private func send(_ connection: OpaquePointer, _ start: (OpaquePointer) -> Int32) throws(PostgresError) -> PostgresRows {
+        guard start(connection) == 1 else { throw lost(connection) }
+        return try results(of: connection)
+    }
+
+    /// Waits for every result of the query sent, no longer than the statement timeout and a
+    /// second: the server's own timeout normally fires first, this one covers a server that
+    /// stopped answering altogether.
+    private func results(of connection: OpaquePointer) throws(PostgresError) -> PostgresRows {
+        let deadline = ContinuousClock.now + configuration.statementTimeout + .seconds(1)
+        var outcome: Result<PostgresRows, PostgresError>?
+        while true {
+            while PQisBusy(connection) == 1 {
+                let remaining = deadline - ContinuousClock.now
+                guard remaining > .zero else {
+                    let error = PostgresError(.unavailable, message: "the database did not answer within \(configuration.statementTimeout)")
+                    drop(connection)
+                    availability.failed(error.message)
+                    throw error
+                }
+                var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
+                let milliseconds = remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1
+                _ = poll(&descriptor, 1, Int32(min(milliseconds, Int64(Int32.max))))
+                guard PQconsumeInput(connection) == 1 else { throw lost(connection) }
+            }
+            guard let result = PQgetResult(connection) else { break }
+            defer { PQclear(result) }
+            // The first error wins; a multi-statement run keeps its last result.
+            if case .failure = outcome { continue }
+            outcome = Self.rows(of: result, connection: connection)
+        }
+        if PQstatus(connection) != CONNECTION_OK { throw lost(connection) }
+        switch outcome {
+        case .success(let rows)?:
+            availability.succeeded()
+            return rows
+        case .failure(let error)?:
+            if error.kind == .unavailable {
+                availability.failed(error.message)
+            } else {
+                availability.succeeded()
+            }
+            throw error
+        case nil:
+            return PostgresRows(columns: [], rows: [], affected: 0)
+        }
+    }
+
+    private static func rows(of result: OpaquePointer, connection: OpaquePointer) -> Result<PostgresRows, PostgresError> {
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            let columnCount = PQnfields(result)
+            let rowCount = PQntuples(result)
+            let columns = (0..<columnCount).map { String(cString: PQfname(result, $0)) }
+            var rows: [PostgresRow] = []
+            rows.reserveCapacity(Int(rowCount))
+            for row in 0..<rowCount {
+                rows.append(PostgresRow(values: (0..<columnCount).map { column in
+                    PQgetisnull(result, row, column) == 1 ? nil : String(cString: PQgetvalue(result, row, column))
+                }))
+            }
+            let affected = Int(String(cString: PQcmdTuples(result))) ?? Int(rowCount)
+            return .success(PostgresRows(columns: columns, rows: rows, affected: affected))
+        default:
+            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            let text = PQresultErrorMessage(result).map { String(cString: $0) } ?? ""
+            let message = text.isEmpty ? message(of: connection) : text.trimmingSuffixNewlines
+            let kind = state.map(PostgresError.kind(ofSQLState:)) ?? (PQstatus(connection) == CONNECTION_OK ? .other : .unavailable)
+            return .failure(PostgresError(kind, sqlState: state, message: message))
+        }
+    }
+
+    private static func message(of connection: OpaquePointer) -> String {
+        PQerrorMessage(connection).map { String(cString: $0).trimmingSuffixNewlines } ?? "unknown error"
+    }
+}
+
+/// Calls `body` with a NULL-terminated C array of the strings (nil → NULL).
+private func withCStrings<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let duplicates: [UnsafeMutablePointer<CChar>?] = strings.map { $0.flatMap { strdup($0) } }
+    defer { duplicates.forEach { free($0) } }
+    let pointers = duplicates.map { UnsafePointer($0) } + [nil]
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    withCStrings(strings.map { Optional($0) }, body)
+}
