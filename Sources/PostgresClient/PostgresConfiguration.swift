@@ -48,7 +48,7 @@ public struct PostgresConfiguration: Sendable {
 
     /// The keyword/value pairs for `PQconnectdbParams`, `url` expanded first so that the
     /// pairs after it override it.
-    func connectionParameters() throws(PostgresError) -> [(String, String)] {
+    public func connectionParameters() throws(PostgresError) -> [(String, String)] {
         var options = try existingOptions()
         let timeout = statementTimeout.components
         let milliseconds = timeout.seconds * 1000 + timeout.attoseconds / 1_000_000_000_000_000

@@ -102,6 +102,8 @@ public final class PostgresConnection {
             availability.failed(error.message)
             throw error
         }
+        // libpq prints NOTICEs (a migration's "already exists, skipping") to stderr by default.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
         backoff = .zero
         retryAt = nil
         prepared = []

@@ -32,11 +32,8 @@ public struct PostgresMigrator: Sendable {
     /// The version recorded in the database; 0 when no migration was ever applied.
     public func currentVersion() throws -> Int {
         try client.withConnection { connection in
-            let rows = try connection.run("""
-                SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN 0
-                            ELSE (SELECT coalesce(max(version), 0) FROM schema_migrations) END
-                """)
-            return try rows.first?.int(0) ?? 0
+            guard try connection.run("SELECT to_regclass('schema_migrations') IS NOT NULL").first?.bool(0) == true else { return 0 }
+            return try connection.run("SELECT coalesce(max(version), 0) FROM schema_migrations").first?.int(0) ?? 0
         }
     }
 
