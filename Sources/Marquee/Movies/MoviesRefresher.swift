@@ -178,14 +178,15 @@ final class MoviesRefresher: Sendable {
         let settings = self.settings
         let logger = logger()
         let loaded: GhibliCatalogue.Loaded
-        var answeredAt = attempt.startedAt
+        var upstreamAnsweredAt = attempt.startedAt
         do {
-            let bodies = try fetchBodies(settings, answeredAt: &answeredAt)
+            let bodies = try fetchBodies(settings, answeredAt: &upstreamAnsweredAt)
             loaded = try GhibliCatalogue.load(films: bodies.films, people: bodies.people)
         } catch {
             recordFailure(attempt, reason: "the Studio Ghibli API \(error)")
             return
         }
+        let answeredAt = upstreamAnsweredAt
         for id in loaded.untitled {
             logger.warning("movies: a film without a title was left out", metadata: ["film": "\(id)"])
         }

@@ -106,8 +106,8 @@ struct TrailerLookup: Sendable {
             expiresAt = min(expiresAt, entry.expiresAt)
             return stored
         }
-        if let flight, let shared = try shared(key, flight, lifetime, negative, &expiresAt, revalidate: revalidate, fetch: fetch) {
-            return shared
+        if let flight, let answer = try shared(key, flight, lifetime, negative, &expiresAt, revalidate: revalidate, fetch: fetch) {
+            return answer
         }
         let fetched = try fetch()
         let ttl = fetched.value == nil ? negative : lifetime

@@ -6,8 +6,9 @@ import Foundation
 /// the project's sample front load balancer (nginx/front.conf.template, rendered with
 /// `deploy/nginx-render --front`) in the test's own namespace balancing over them.
 ///
-/// The fake internet services listen on the bridge address, which every host reaches; so does
-/// anything else the test serves to all hosts (PostgreSQL, say), passed in `environment`.
+/// The fake internet services listen on the bridge address, which every host reaches; with
+/// `database`, so does one PostgreSQL (PostgresServer) that every host uses as its system of
+/// record, migrated once before the hosts start.
 /// `stop()` stops every process by pid and deletes the namespaces, also after a failure.
 final class Cluster: @unchecked Sendable {
     let network: HostNamespaces
@@ -18,12 +19,14 @@ final class Cluster: @unchecked Sendable {
     /// Requests through the front load balancer, as clients would send them.
     let client: HTTPClient
     let directory: URL
+    /// The cluster's one database, when asked for.
+    let postgres: PostgresServer?
 
     /// Each host's nginx listens on this port of its own address.
     static let hostPort = 8080
 
     init(_ label: String, hosts count: Int = 3, workersPerHost: Int = 2, environment: [String: String] = [:],
-         frontFailTimeout: String = "5s") async throws {
+         database: Bool = false, frontFailTimeout: String = "5s") async throws {
         directory = TestPaths.temporaryDirectory(label + "-front")
         network = try HostNamespaces(hosts: count)
         do {
@@ -32,12 +35,24 @@ final class Cluster: @unchecked Sendable {
             network.tearDown()
             throw error
         }
+        do {
+            postgres = database ? try Self.startDatabase(label, on: network) : nil
+        } catch {
+            upstream.stop()
+            network.tearDown()
+            throw error
+        }
         frontPort = TestPaths.freePort()
         client = HTTPClient(base: "http://127.0.0.1:\(frontPort)")
         do {
-            let hostEnvironment = TrailersFixtures.environment(upstream, [
+            var hostEnvironment = TrailersFixtures.environment(upstream, [
                 "MARQUEE_GHIBLI_BASE_URL": upstream.baseURL,
-            ]).merging(environment) { _, new in new }
+            ])
+            if let postgres, let url = postgres.tcpURL {
+                hostEnvironment["MARQUEE_DATABASE_URL"] = url
+                try migrate(url)
+            }
+            hostEnvironment.merge(environment) { _, new in new }
             for index in 0..<count {
                 hosts.append(try await Stack("\(label)-h\(index + 1)", workers: workersPerHost, environment: hostEnvironment,
                                              renderArguments: ["--access-log", accessLog(index).path],
@@ -54,6 +69,30 @@ final class Cluster: @unchecked Sendable {
 
     /// `http://ADDRESS:PORT` of host `index`'s own nginx, reachable from the test.
     func host(_ index: Int) -> HTTPClient { hosts[index].client }
+
+    /// PostgreSQL on the bridge address, admitting the hosts' subnet.
+    private static func startDatabase(_ label: String, on network: HostNamespaces) throws -> PostgresServer {
+        let server = try PostgresServer(label, listenAddress: network.gateway)
+        do {
+            let hba = server.directory.appendingPathComponent("data/pg_hba.conf")
+            let handle = try FileHandle(forWritingTo: hba)
+            handle.seekToEndOfFile()
+            handle.write(Data("host all all \(network.cidr) trust\n".utf8))
+            try handle.close()
+            try server.psql("SELECT pg_reload_conf()")
+        } catch {
+            server.remove()
+            throw error
+        }
+        return server
+    }
+
+    /// `marquee db migrate`, once for the whole cluster, as an operator runs it before starting hosts.
+    private func migrate(_ url: String) throws {
+        let migrate = try ChildProcess("db-migrate", executable: TestPaths.marquee, arguments: ["db", "migrate"],
+                                       environment: ["MARQUEE_DATABASE_URL": url], logDirectory: directory)
+        guard migrate.waitForExit(timeout: .seconds(60)) == 0 else { throw StackError("marquee db migrate failed: \(migrate.log)") }
+    }
 
     private func startFront(failTimeout: String) throws -> ChildProcess {
         let out = directory.appendingPathComponent("nginx")
@@ -104,6 +143,7 @@ final class Cluster: @unchecked Sendable {
         for host in hosts { host.stop() }
         network.tearDown()
         upstream.stop()
+        postgres?.remove()
         try? FileManager.default.removeItem(at: directory)
     }
 }
