@@ -236,7 +236,7 @@ final class MoviesRefresher: Sendable {
     /// database that cannot be used costs a call of this host's own.
     private func fetchBodies(_ settings: MoviesSettings, answeredAt: inout UInt64) throws -> (films: [UInt8], people: [UInt8]) {
         let direct = { () throws -> (films: [UInt8], people: [UInt8]) in
-            (try fetch("films", from: settings.ghibliBaseURL), try fetch("people", from: settings.ghibliBaseURL))
+            (try self.fetch("films", from: settings.ghibliBaseURL), try self.fetch("people", from: settings.ghibliBaseURL))
         }
         guard let flight else { return try direct() }
         var fetchedHere: (films: [UInt8], people: [UInt8])?

@@ -89,13 +89,15 @@ final class Stack: @unchecked Sendable {
         let secretFile = directory.appendingPathComponent("secure-link.secret")
         try Data((Stack.secureLinkSecret + "\n").utf8).write(to: secretFile)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secretFile.path)
-        let render = try ChildProcess(
-            "nginx-render", executable: "/bin/bash",
-            arguments: [TestPaths.script("deploy/nginx-render"), "--out", out.path, "--listen", "\(address):\(port)",
-                        "--socket", socket, "--rates", rates, "--media-root", media.path,
-                        "--secure-link-secret-file", secretFile.path, "--nginx-workers", "1"] + extra,
-            environment: environment, logDirectory: directory
-        )
+        // In the namespace too: `nginx -t` binds the listen address, which only exists there.
+        let (renderExecutable, renderArguments) = command(
+            "/bin/bash",
+            [TestPaths.script("deploy/nginx-render"), "--out", out.path, "--listen", "\(address):\(port)",
+             "--socket", socket, "--rates", rates, "--media-root", media.path,
+             "--secure-link-secret-file", secretFile.path, "--nginx-workers", "1"] + extra,
+            in: namespace)
+        let render = try ChildProcess("nginx-render", executable: renderExecutable, arguments: renderArguments,
+                                      environment: environment, logDirectory: directory)
         guard render.waitForExit(timeout: .seconds(30)) == 0 else {
             throw StackError("deploy/nginx-render failed: \(render.log)")
         }
