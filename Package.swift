@@ -62,13 +62,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            resources: [.copy("Movies/Templates")]
+            resources: [.copy("Movies/Templates"), .copy("Database/Migrations")]
         ),
         .executableTarget(
             name: "MarqueeCLI",
             dependencies: [
                 "Marquee",
                 "LMDBStore",
+                "PostgresClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -86,6 +87,7 @@ let package = Package(
             dependencies: [
                 "Marquee",
                 "MarqueeCLI",
+                "PostgresClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -49,7 +49,19 @@ struct ServeCommand: ParsableCommand {
         } catch {
             Diagnostics.fail("cannot open the store in \(settings.storeDirectory): \(error)", status: .failure)
         }
-        let services = Services(store: store, settings: settings)
+        var database: Database?
+        if let databaseSettings = settings.database {
+            let opened = Database(databaseSettings)
+            do {
+                if let refusal = opened.refusal(try opened.checkSchema()) { Diagnostics.fail(refusal, status: .failure) }
+                opened.schemaVerified()
+            } catch {
+                // Cached reads need no database: serve them, and check the schema once it answers.
+                FileHandle.standardError.write(Data("marquee: the database is unavailable at start, serving cached reads until it answers: \(error)\n".utf8))
+            }
+            database = opened
+        }
+        let services = Services(store: store, settings: settings, database: database)
         let features: [any Feature]
         do {
             features = try FeatureSet.make(services: services)

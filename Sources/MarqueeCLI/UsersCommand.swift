@@ -28,7 +28,9 @@ struct UsersCommand: ParsableCommand {
             let store = try options.open()
             let report: LegacyImport.Report
             do {
-                report = try LegacyImport.run(file: file, store: store, settings: SettingsReader.current())
+                let reader = try SettingsReader.current()
+                let database = try DatabaseSettings(reader).map(Database.init)
+                report = try LegacyImport.run(file: file, store: store, database: database, settings: reader)
             } catch let error as LegacyImport.FileError {
                 FileHandle.standardError.write(Data("marquee: \(error)\n".utf8))
                 throw ExitCode(1)

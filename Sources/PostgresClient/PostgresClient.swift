@@ -42,7 +42,7 @@ public final class PostgresClient: Sendable {
         var attempt = 0
         while true {
             do {
-                try connection.begin(isolation: isolation)
+                connection.begin(isolation: isolation)
                 let value = try body(connection)
                 try connection.commit()
                 return value

@@ -12,6 +12,10 @@ public final class PostgresConnection {
     private var backoff: Duration = .zero
     private var retryAt: ContinuousClock.Instant?
     private(set) var inTransaction = false
+    /// BEGIN not sent yet: it goes out with the transaction's first statement, in one round trip.
+    private var pendingBegin: String?
+    /// Statements whose results nobody reads, sent with the COMMIT in one round trip.
+    private var deferred: [(PostgresStatement, [String?])] = []
 
     init(configuration: PostgresConfiguration, availability: PostgresAvailability) {
         self.configuration = configuration
@@ -27,18 +31,9 @@ public final class PostgresConnection {
     /// Runs a prepared statement, preparing it first on this connection if needed.
     @discardableResult
     public func execute(_ statement: PostgresStatement, _ parameters: [String?] = []) throws(PostgresError) -> PostgresRows {
-        let connection = try connected()
-        if !prepared.contains(statement.name) {
-            guard PQsendPrepare(connection, statement.name, statement.sql, 0, nil) == 1 else { throw lost(connection) }
-            _ = try results(of: connection)
-            prepared.insert(statement.name)
-        }
+        let steps = pendingSteps() + [.prepared(statement, parameters)]
         do {
-            return try send(connection) { connection in
-                withCStrings(parameters) { values in
-                    PQsendQueryPrepared(connection, statement.name, Int32(parameters.count), values, nil, nil, 0)
-                }
-            }
+            return try pipeline(steps)
         } catch let error where error.sqlState == "26000" {
             // A pooler in front lost the statement with its server connection: prepare again,
             // once, where no transaction was aborted by the failure.
@@ -48,24 +43,56 @@ public final class PostgresConnection {
         }
     }
 
+    /// Runs the statements in one round trip, in order, and returns each one's rows. Each one
+    /// starts when the one before it has finished: under READ COMMITTED a read placed after a
+    /// `FOR UPDATE` sees what the lock's previous holder committed.
+    public func execute(_ statements: [(PostgresStatement, [String?])]) throws(PostgresError) -> [PostgresRows] {
+        let results = try pipelineResults(pendingSteps() + statements.map { .prepared($0.0, $0.1) })
+        return Array(results.suffix(statements.count))
+    }
+
+    /// Queues a statement of the current transaction whose result is not needed: it is sent
+    /// with the COMMIT, and its failure fails the commit.
+    public func executeAtCommit(_ statement: PostgresStatement, _ parameters: [String?] = []) {
+        deferred.append((statement, parameters))
+    }
+
     /// Runs SQL through the simple protocol: several statements at once, no parameters.
     /// For transaction control and migrations; requests use `execute`.
     @discardableResult
     public func run(_ sql: String) throws(PostgresError) -> PostgresRows {
+        let pending = pendingSteps()
+        if !pending.isEmpty { try pipeline(pending) }
         let connection = try connected()
         return try send(connection) { PQsendQuery($0, sql) }
     }
 
     // MARK: Transactions
 
-    func begin(isolation: String?) throws(PostgresError) {
-        try run(isolation.map { "BEGIN ISOLATION LEVEL \($0)" } ?? "BEGIN")
+    func begin(isolation: String?) {
+        pendingBegin = isolation.map { "BEGIN ISOLATION LEVEL \($0)" } ?? "BEGIN"
+        deferred = []
         inTransaction = true
     }
 
     func commit() throws(PostgresError) {
         defer { inTransaction = false }
-        try run("COMMIT")
+        if pendingBegin != nil && deferred.isEmpty {
+            // Nothing was sent: there is nothing to commit.
+            pendingBegin = nil
+            return
+        }
+        try pipeline(pendingSteps() + [.simple("COMMIT")])
+    }
+
+    /// The BEGIN and deferred statements not sent yet, which the next round trip carries first.
+    private func pendingSteps() -> [Step] {
+        var steps: [Step] = []
+        if let begin = pendingBegin { steps.append(.simple(begin)) }
+        steps += deferred.map { .prepared($0.0, $0.1) }
+        pendingBegin = nil
+        deferred = []
+        return steps
     }
 
     /// Rolls back after a failure inside a transaction. A connection that fails even this is
@@ -73,8 +100,114 @@ public final class PostgresConnection {
     func rollback() {
         guard inTransaction else { return }
         inTransaction = false
+        deferred = []
+        if pendingBegin != nil {
+            pendingBegin = nil
+            return
+        }
         guard let handle else { return }
         do { try run("ROLLBACK") } catch { drop(handle) }
+    }
+
+    // MARK: Pipeline
+
+    private enum Step {
+        case simple(String)
+        case prepared(PostgresStatement, [String?])
+    }
+
+    /// Sends every step at once (libpq's pipeline mode), preparing statements this connection
+    /// has not prepared yet, and reads every result: one round trip. Returns the last step's
+    /// rows; the first error, if any, is thrown (the steps after it were not run).
+    @discardableResult
+    private func pipeline(_ steps: [Step]) throws(PostgresError) -> PostgresRows {
+        try pipelineResults(steps).last ?? PostgresRows(columns: [], rows: [], affected: 0)
+    }
+
+    /// The rows of every step, in order.
+    private func pipelineResults(_ steps: [Step]) throws(PostgresError) -> [PostgresRows] {
+        let connection = try connected()
+        guard PQenterPipelineMode(connection) == 1 else { throw lost(connection) }
+        var expected: [String?] = []  // per result: the statement it prepares, or nil
+        for step in steps {
+            let sent: Int32
+            switch step {
+            case .simple(let sql):
+                sent = PQsendQueryParams(connection, sql, 0, nil, nil, nil, nil, 0)
+            case .prepared(let statement, let parameters):
+                if !prepared.contains(statement.name) && !expected.contains(statement.name) {
+                    guard PQsendPrepare(connection, statement.name, statement.sql, 0, nil) == 1 else { throw lost(connection) }
+                    expected.append(statement.name)
+                }
+                sent = withCStrings(parameters) { values in
+                    PQsendQueryPrepared(connection, statement.name, Int32(parameters.count), values, nil, nil, 0)
+                }
+            }
+            guard sent == 1 else { throw lost(connection) }
+            expected.append(nil)
+        }
+        guard PQpipelineSync(connection) == 1 else { throw lost(connection) }
+        let deadline = ContinuousClock.now + configuration.statementTimeout + .seconds(1)
+        var failure: PostgresError?
+        var results: [PostgresRows] = []
+        for preparing in expected {
+            guard let result = try nextResult(connection, deadline: deadline) else { throw lost(connection) }
+            let status = PQresultStatus(result)
+            if status != PGRES_PIPELINE_ABORTED {
+                switch Self.rows(of: result, connection: connection) {
+                case .success(let rows):
+                    if let preparing { prepared.insert(preparing) } else { results.append(rows) }
+                case .failure(let error):
+                    if failure == nil { failure = error }
+                }
+            }
+            PQclear(result)
+            // Each query's results end with a NULL.
+            if let extra = try nextResult(connection, deadline: deadline) { PQclear(extra) }
+        }
+        guard let sync = try nextResult(connection, deadline: deadline) else { throw lost(connection) }
+        let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
+        PQclear(sync)
+        guard synced, PQexitPipelineMode(connection) == 1 else { throw lost(connection) }
+        if let failure { _ = try settle(.failure(failure)) }
+        _ = try settle(.success(PostgresRows(columns: [], rows: [], affected: 0)))
+        return results
+    }
+
+    /// The next result, waiting no later than `deadline`.
+    private func nextResult(_ connection: OpaquePointer, deadline: ContinuousClock.Instant) throws(PostgresError) -> OpaquePointer? {
+        while PQisBusy(connection) == 1 {
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else {
+                let error = PostgresError(.unavailable, message: "the database did not answer within \(configuration.statementTimeout)")
+                drop(connection)
+                availability.failed(error.message)
+                throw error
+            }
+            var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
+            let milliseconds = remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1
+            _ = poll(&descriptor, 1, Int32(min(milliseconds, Int64(Int32.max))))
+            guard PQconsumeInput(connection) == 1 else { throw lost(connection) }
+        }
+        return PQgetResult(connection)
+    }
+
+    /// Records what the outcome says of the database and returns or throws it.
+    private func settle(_ outcome: Result<PostgresRows, PostgresError>?) throws(PostgresError) -> PostgresRows {
+        switch outcome {
+        case .success(let rows)?:
+            availability.succeeded()
+            return rows
+        case .failure(let error)?:
+            if error.kind == .unavailable {
+                availability.failed(error.message)
+            } else {
+                availability.succeeded()
+            }
+            throw error
+        case nil:
+            return PostgresRows(columns: [], rows: [], affected: 0)
+        }
     }
 
     // MARK: Connection
@@ -138,41 +271,14 @@ public final class PostgresConnection {
     private func results(of connection: OpaquePointer) throws(PostgresError) -> PostgresRows {
         let deadline = ContinuousClock.now + configuration.statementTimeout + .seconds(1)
         var outcome: Result<PostgresRows, PostgresError>?
-        while true {
-            while PQisBusy(connection) == 1 {
-                let remaining = deadline - ContinuousClock.now
-                guard remaining > .zero else {
-                    let error = PostgresError(.unavailable, message: "the database did not answer within \(configuration.statementTimeout)")
-                    drop(connection)
-                    availability.failed(error.message)
-                    throw error
-                }
-                var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
-                let milliseconds = remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1
-                _ = poll(&descriptor, 1, Int32(min(milliseconds, Int64(Int32.max))))
-                guard PQconsumeInput(connection) == 1 else { throw lost(connection) }
-            }
-            guard let result = PQgetResult(connection) else { break }
+        while let result = try nextResult(connection, deadline: deadline) {
             defer { PQclear(result) }
             // The first error wins; a multi-statement run keeps its last result.
             if case .failure = outcome { continue }
             outcome = Self.rows(of: result, connection: connection)
         }
         if PQstatus(connection) != CONNECTION_OK { throw lost(connection) }
-        switch outcome {
-        case .success(let rows)?:
-            availability.succeeded()
-            return rows
-        case .failure(let error)?:
-            if error.kind == .unavailable {
-                availability.failed(error.message)
-            } else {
-                availability.succeeded()
-            }
-            throw error
-        case nil:
-            return PostgresRows(columns: [], rows: [], affected: 0)
-        }
+        return try settle(outcome)
     }
 
     private static func rows(of result: OpaquePointer, connection: OpaquePointer) -> Result<PostgresRows, PostgresError> {

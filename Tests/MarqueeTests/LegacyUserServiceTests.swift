@@ -16,9 +16,9 @@ struct LegacyUserServiceTests {
                                        body: body.map { Data($0.utf8) })
     }
 
-    @Test("its nine steps pass in order: texts, key order, the misspelling, three concurrent grants, 400, the listing")
-    func earlierServiceSteps() async throws {
-        let stack = try await Stack("legacy-users", workers: 2)
+    @Test("its nine steps pass in order: texts, key order, the misspelling, three concurrent grants, 400, the listing", arguments: StorageMode.allCases)
+    func earlierServiceSteps(_ storage: StorageMode) async throws {
+        let stack = try await Stack("legacy-users", workers: 2, storage: storage)
         defer { stack.stop() }
         // Another client's user, so that the listing of step 9 has someone in it.
         #expect(try await stack.createUser("bystander", name: "By Stander", subscription: "premium").status == 201)
@@ -96,9 +96,9 @@ struct LegacyUserServiceTests {
         #expect(all.text == #"{"Users":{"bystander":{"Name":"By Stander","Subscription":"premium","Status":{"Online":{"Streams":{"activeStreams":0,"watching":[]}},"offline":{"lastOnline":null}}}}}"#)
     }
 
-    @Test("any letter case reaches the routes; refusals are its 400 Bad Request; the modern 409 stays on /api/v1")
-    func casesAndRefusals() async throws {
-        let stack = try await Stack("legacy-users-cases", workers: 2, environment: ["MARQUEE_STREAM_LIMIT": "1"])
+    @Test("any letter case reaches the routes; refusals are its 400 Bad Request; the modern 409 stays on /api/v1", arguments: StorageMode.allCases)
+    func casesAndRefusals(_ storage: StorageMode) async throws {
+        let stack = try await Stack("legacy-users-cases", workers: 2, environment: ["MARQUEE_STREAM_LIMIT": "1"], storage: storage)
         defer { stack.stop() }
 
         let spellings = ["/createuser", "/CREATEUSER", "/CreateUser", "/cReAtEuSeR"]

@@ -15,9 +15,9 @@ struct UsersBadInputTests {
         var nginxRejectsRequestLine: Bool { path.utf8.count > 8000 || path.contains("%00") }
     }
 
-    @Test("a corpus of over 200 bad requests gets only 4xx, and every worker keeps its pid")
-    func corpus() async throws {
-        let stack = try await Stack("users-badinput", workers: 3)
+    @Test("a corpus of over 200 bad requests gets only 4xx, and every worker keeps its pid", arguments: StorageMode.allCases)
+    func corpus(_ storage: StorageMode) async throws {
+        let stack = try await Stack("users-badinput", workers: 3, storage: storage)
         defer { stack.stop() }
         #expect(try await stack.createUser("victim").status == 201)
         let pids = stack.workers.map(\.pid)

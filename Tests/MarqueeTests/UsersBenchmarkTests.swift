@@ -28,7 +28,18 @@ extension Benchmarks {
             let store = try Self.importedStore(label: "users-cycle")
             defer { try? FileManager.default.removeItem(at: store.deletingLastPathComponent()) }
             let script = store.deletingLastPathComponent().appendingPathComponent("cycle.lua")
-            try """
+            try Self.cycleScript.write(to: script, atomically: true, encoding: .utf8)
+            let run = try BenchRun("/api/v1/users/bench-1-1", ["--store", store.path, "--header", Self.authorization,
+                                                                "--script", script.path],
+                                   environment: Self.environment, label: "users-cycle")
+            let cycles = try run.row("marquee", connections: 64).requestsPerSecond / 2
+            print("users bench: grant+release \(Int(cycles)) cycles/s at 64 connections")
+            #expect(cycles >= 3000)
+            run.expectMarqueeClean()
+        }
+
+        /// A wrk script of grant+release cycles over bench-<thread>-<n>.
+        static let cycleScript = """
                 -- Grants stream "s" to bench-<thread>-<n> for n = 1, 2, ..., and releases each one
                 -- \(Self.lag) cycles later, alternating once the first \(Self.lag) grants are out.
                 local users, lag = \(Self.usersPerThread), \(Self.lag)
@@ -52,19 +63,11 @@ extension Benchmarks {
                   local user = "bench-" .. thread_id .. "-" .. ((released - 1) % users + 1)
                   return wrk.format("DELETE", "/api/v1/users/" .. user .. "/streams/s", headers)
                 end
-                """.write(to: script, atomically: true, encoding: .utf8)
-            let run = try BenchRun("/api/v1/users/bench-1-1", ["--store", store.path, "--header", Self.authorization,
-                                                                "--script", script.path],
-                                   environment: Self.environment, label: "users-cycle")
-            let cycles = try run.row("marquee", connections: 64).requestsPerSecond / 2
-            print("users bench: grant+release \(Int(cycles)) cycles/s at 64 connections")
-            #expect(cycles >= 3000)
-            run.expectMarqueeClean()
-        }
+                """
 
         /// A store directory holding bench-<thread>-<n> for two wrk threads, imported the way an
         /// operator would.
-        private static func importedStore(label: String) throws -> URL {
+        static func importedStore(label: String, environment: [String: String] = [:]) throws -> URL {
             let directory = TestPaths.temporaryDirectory(label)
             let store = directory.appendingPathComponent("store")
             try FileManager.default.createDirectory(at: store, withIntermediateDirectories: true)
@@ -77,7 +80,7 @@ extension Benchmarks {
             let file = directory.appendingPathComponent("users.json")
             try JSONSerialization.data(withJSONObject: ["Users": users]).write(to: file)
             let importer = try ChildProcess("users-import", executable: TestPaths.marquee, arguments: ["users", "import", file.path],
-                                            environment: ["MARQUEE_STORE_DIR": store.path], logDirectory: directory)
+                                            environment: ["MARQUEE_STORE_DIR": store.path].merging(environment) { _, new in new }, logDirectory: directory)
             try #require(importer.waitForExit(timeout: .seconds(120)) == 0, "import failed: \(importer.log)")
             return store
         }

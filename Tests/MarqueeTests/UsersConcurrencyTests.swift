@@ -4,9 +4,9 @@ import Testing
 /// The stream limit under simultaneous requests on several workers, and durability under kill -9.
 @Suite("UsersConcurrency", .serialized)
 struct UsersConcurrencyTests {
-    @Test("200 simultaneous grants with distinct streams over 4 workers: exactly 3 × 201 and 197 × 409, 20 times")
-    func simultaneousGrants() async throws {
-        let stack = try await Stack("users-burst", workers: 4)
+    @Test("200 simultaneous grants with distinct streams over 4 workers: exactly 3 × 201 and 197 × 409, 20 times", arguments: StorageMode.allCases)
+    func simultaneousGrants(_ storage: StorageMode) async throws {
+        let stack = try await Stack("users-burst", workers: 4, storage: storage)
         defer { stack.stop() }
         for round in 0..<20 {
             let user = "burst-\(round)"
@@ -24,9 +24,9 @@ struct UsersConcurrencyTests {
         #expect(granting.count >= 2, "only \(granting.count) of 4 workers answered grants")
     }
 
-    @Test("kill -9 of a worker every 2 s during a storm of creates and grants: every 2xx is in the store afterwards")
-    func killDuringStorm() async throws {
-        let stack = try await Stack("users-storm", workers: 3)
+    @Test("kill -9 of a worker every 2 s during a storm of creates and grants: every 2xx is in the store afterwards", arguments: StorageMode.allCases)
+    func killDuringStorm(_ storage: StorageMode) async throws {
+        let stack = try await Stack("users-storm", workers: 3, storage: storage)
         defer { stack.stop() }
         let acknowledged = Acknowledged()
         let stop = StopFlag()

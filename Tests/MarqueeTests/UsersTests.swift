@@ -4,9 +4,9 @@ import Testing
 /// Accounts and streams through a real nginx and real workers.
 @Suite("Users", .serialized)
 struct UsersTests {
-    @Test("the user flow on /api/v1/users: 201, 200 on a re-request in any case, 409 with the active list, 204, 404")
-    func apiFlow() async throws {
-        let stack = try await Stack("users-api", workers: 2)
+    @Test("the user flow on /api/v1/users: 201, 200 on a re-request in any case, 409 with the active list, 204, 404", arguments: StorageMode.allCases)
+    func apiFlow(_ storage: StorageMode) async throws {
+        let stack = try await Stack("users-api", workers: 2, storage: storage)
         defer { stack.stop() }
 
         let created = try await stack.createUser("010", name: "Test User", subscription: "basic plan")
@@ -76,9 +76,9 @@ struct UsersTests {
         #expect(try await stack.activeStreams("010") == [])
     }
 
-    @Test("every /api/v1/users route answers 401 JSON without the token and 403 with a wrong one")
-    func adminToken() async throws {
-        let stack = try await Stack("users-auth", workers: 2)
+    @Test("every /api/v1/users route answers 401 JSON without the token and 403 with a wrong one", arguments: StorageMode.allCases)
+    func adminToken(_ storage: StorageMode) async throws {
+        let stack = try await Stack("users-auth", workers: 2, storage: storage)
         defer { stack.stop() }
         let routes = [("POST", "/api/v1/users"), ("GET", "/api/v1/users"), ("GET", "/api/v1/users/010"), ("DELETE", "/api/v1/users/010"),
                       ("POST", "/api/v1/users/010/streams"), ("PUT", "/api/v1/users/010/streams/s"), ("DELETE", "/api/v1/users/010/streams/s")]
@@ -96,9 +96,9 @@ struct UsersTests {
         #expect(try await stack.admin("GET", "/api/v1/users").status == 200)
     }
 
-    @Test("creation: generated ids, unknown fields ignored, one 400 listing every field problem")
-    func creationValidation() async throws {
-        let stack = try await Stack("users-validation", workers: 2)
+    @Test("creation: generated ids, unknown fields ignored, one 400 listing every field problem", arguments: StorageMode.allCases)
+    func creationValidation(_ storage: StorageMode) async throws {
+        let stack = try await Stack("users-validation", workers: 2, storage: storage)
         defer { stack.stop() }
 
         let generated = try await stack.admin("POST", "/api/v1/users", json: ["name": "Ann", "subscription": "premium", "favourite": [1, 2]])
@@ -124,9 +124,9 @@ struct UsersTests {
         #expect((missing.errorField("fields") as? [[String: Any]])?.first?["problem"] as? String == "is required")
     }
 
-    @Test("pages follow creation order and stay stable while users are added")
-    func stablePagination() async throws {
-        let stack = try await Stack("users-pages", workers: 2)
+    @Test("pages follow creation order and stay stable while users are added", arguments: StorageMode.allCases)
+    func stablePagination(_ storage: StorageMode) async throws {
+        let stack = try await Stack("users-pages", workers: 2, storage: storage)
         defer { stack.stop() }
         var expected: [String] = []
         for index in 0..<7 {
@@ -166,9 +166,9 @@ struct UsersTests {
         #expect((last.json()?["users"] as? [Any])?.count == expected.count)
     }
 
-    @Test("a lease not renewed expires and frees its slot; a heartbeat keeps its own")
-    func leaseExpiry() async throws {
-        let stack = try await Stack("users-lease", workers: 2, environment: ["MARQUEE_STREAM_LEASE_SECONDS": "1.5"])
+    @Test("a lease not renewed expires and frees its slot; a heartbeat keeps its own", arguments: StorageMode.allCases)
+    func leaseExpiry(_ storage: StorageMode) async throws {
+        let stack = try await Stack("users-lease", workers: 2, environment: ["MARQUEE_STREAM_LEASE_SECONDS": "1.5"], storage: storage)
         defer { stack.stop() }
         #expect(try await stack.createUser("lease").status == 201)
         for stream in ["kept", "dropped-1", "dropped-2"] {
@@ -197,13 +197,13 @@ struct UsersTests {
         #expect(Set(full.errorField("active") as? [String] ?? []) == ["kept", "new-1", "new-2"])
     }
 
-    @Test("per-plan limits from MARQUEE_STREAM_LIMITS, changed by a reload")
-    func planLimits() async throws {
+    @Test("per-plan limits from MARQUEE_STREAM_LIMITS, changed by a reload", arguments: StorageMode.allCases)
+    func planLimits(_ storage: StorageMode) async throws {
         let directory = TestPaths.temporaryDirectory("users-plans-env")
         defer { try? FileManager.default.removeItem(at: directory) }
         let envFile = directory.appendingPathComponent("marquee.env")
         try "MARQUEE_STREAM_LIMITS=basic plan=1, Premium = 4\n".write(to: envFile, atomically: true, encoding: .utf8)
-        let stack = try await Stack("users-plans", workers: 2, environment: ["MARQUEE_ENV_FILE": envFile.path])
+        let stack = try await Stack("users-plans", workers: 2, environment: ["MARQUEE_ENV_FILE": envFile.path], storage: storage)
         defer { stack.stop() }
 
         let basic = try await stack.createUser("basic", subscription: "Basic Plan")
@@ -236,9 +236,9 @@ struct UsersTests {
         #expect(stack.workers.allSatisfy { $0.isRunning })
     }
 
-    @Test("the status page shows the users section: users, grants, refusals")
-    func statusCounters() async throws {
-        let stack = try await Stack("users-status", workers: 1)
+    @Test("the status page shows the users section: users, grants, refusals", arguments: StorageMode.allCases)
+    func statusCounters(_ storage: StorageMode) async throws {
+        let stack = try await Stack("users-status", workers: 1, storage: storage)
         defer { stack.stop() }
         #expect(try await stack.createUser("s1").status == 201)
         #expect(try await stack.createUser("s2").status == 201)

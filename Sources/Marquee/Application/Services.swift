@@ -8,6 +8,8 @@ import Synchronization
 /// the logger. Settings change on reload, so read them per use rather than keep a copy.
 public final class Services: Sendable {
     public let store: Store
+    /// The system of record when MARQUEE_DATABASE_URL is set; nil keeps everything in `store`.
+    public let database: Database?
     /// The worker's client for internet services, shared by every feature.
     public let upstream: UpstreamClient
     /// Whether the store still commits; health and the watchdog read it.
@@ -19,8 +21,9 @@ public final class Services: Sendable {
     private let current: Mutex<Snapshot>
     let serverCounters = Mutex<(@Sendable () -> FastCGIServer.Counters)?>(nil)
 
-    public init(store: Store, settings: Settings) {
+    public init(store: Store, settings: Settings, database: Database? = nil) {
         self.store = store
+        self.database = database
         self.upstream = UpstreamClient(timeouts: settings.upstreamTimeouts)
         self.storeProbe = StoreProbe(store: store)
         self.startedAt = .now

@@ -2,6 +2,7 @@ import FastCGI
 import Foundation
 import LMDBStore
 import Logging
+import PostgresClient
 import Synchronization
 
 /// One long-lived worker process: a FastCGI server over the router, its features, the
@@ -139,6 +140,11 @@ public final class Worker: Sendable {
         threads.append(BackgroundThread(name: "store-probe", interval: .seconds(1)) {
             services.storeProbe.round()
         })
+        if let database = services.database {
+            threads.append(BackgroundThread(name: "database-probe", interval: .seconds(1)) {
+                database.probe(logger: services.logger)
+            })
+        }
         threads.append(BackgroundThread(name: "request-supervisor", interval: .milliseconds(200)) {
             let settings = services.settings
             services.supervisor.round(timeout: settings.requestTimeout, slow: settings.slowRequest, logger: services.logger)
@@ -211,6 +217,9 @@ public final class Worker: Sendable {
             } catch let error as StoreError where error.isFull {
                 services.logger.warning("store full", metadata: ["route": "\(route)", "error": "\(error)"])
                 return HTTPError.storeFull.response
+            } catch let error as PostgresError where error.kind == .unavailable {
+                services.logger.warning("database unavailable", metadata: ["route": "\(route)", "error": "\(error)"])
+                return HTTPError.databaseUnavailable.response
             } catch {
                 services.logger.error("unhandled error", metadata: ["route": "\(route)", "error": "\(error)", "request_id": "\(request.requestId ?? "")"])
                 return HTTPError(500, "internal", "the request failed; the worker log has the cause").response

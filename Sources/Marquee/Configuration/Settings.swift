@@ -32,6 +32,8 @@ public struct Settings: Sendable {
     public var legacyUsers: LegacyUsersAccess
     /// Not reloadable: the HTTP client is built once per worker.
     public var upstreamTimeouts: UpstreamClient.Timeouts
+    /// MARQUEE_DATABASE_*: nil keeps every record in the embedded store. Not reloadable.
+    public var database: DatabaseSettings?
     public let reader: SettingsReader
 
     public enum LogLevelSetting: String, Sendable, CaseIterable {
@@ -75,6 +77,7 @@ public struct Settings: Sendable {
             connect: try reader.seconds("MARQUEE_UPSTREAM_CONNECT_TIMEOUT", default: .seconds(1), range: 0.05...30),
             total: try reader.seconds("MARQUEE_UPSTREAM_TIMEOUT", default: .seconds(3), range: 0.1...60)
         )
+        database = try DatabaseSettings(reader)
     }
 
     public var storeOptions: StoreOptions {

@@ -29,6 +29,11 @@ public struct HTTPError: Error, Sendable {
     /// operator frees room or raises MARQUEE_STORE_MAX_MB.
     public static let storeFull = HTTPError(507, "store_full", "the store has no room for this write; try again once room is freed")
 
+    /// The system of record (MARQUEE_DATABASE_URL) did not answer within its statement
+    /// timeout, or cannot be reached; the worker reconnects on its own.
+    public static let databaseUnavailable = HTTPError(503, "database_unavailable", "the database cannot be reached; try again shortly",
+                                                      headers: [(name: "Retry-After", value: "1")])
+
     public var response: FastCGIResponse {
         var error: [String: JSONValue] = ["code": .string(code), "message": .string(message)]
         error.merge(details) { current, _ in current }

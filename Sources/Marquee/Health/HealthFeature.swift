@@ -41,6 +41,8 @@ public struct HealthFeature: Feature {
             }
             var reasons: [String: JSONValue] = [:]
             if let reason = Self.storeRoomReason(services.store) { reasons["store"] = .string(reason) }
+            // What the background probe last saw: health never waits on the database itself.
+            if let reason = services.database?.degradation { reasons["database"] = .string(reason) }
             for feature in peers() {
                 if let reason = feature.degradation() { reasons[feature.name] = .string(reason) }
             }

@@ -1,13 +1,13 @@
 import Foundation
 import LMDBStore
 
-/// The users' use of the shared store. Every key here has no time-to-live, so eviction never
-/// touches it: this is state, not cache.
+/// The users in the embedded store (the default, without MARQUEE_DATABASE_URL). Every key here
+/// has no time-to-live, so eviction never touches it: this is state, not cache.
 /// - `users/by-id/<id>`: the `UserRecord` (binary, see `RecordCoding`).
 /// - `users/by-seq/<sequence, 19 digits>`: the id, in creation order, for stable paging.
 /// - `users/streams/<id>`: the `StreamState` (binary); absent until the first grant.
 /// - `users/next-sequence`, `users/count`: counters kept in the same transactions.
-struct UserStore: Sendable {
+struct LMDBUserStore: UserStore {
     let store: Store
 
     enum Key {
@@ -27,55 +27,22 @@ struct UserStore: Sendable {
         }
     }
 
-    /// A user with the stream state read in the same snapshot, and that snapshot's time.
-    struct Snapshot: Sendable {
-        var record: UserRecord
-        var streams: StreamState
-        var now: UInt64
-
-        var liveLeases: [StreamState.Lease] { streams.live(at: now) }
-    }
-
-    enum CreateOutcome: Sendable, Equatable {
-        case created(UserRecord)
-        case exists(UserRecord)
-    }
-
     // MARK: Accounts (synced on commit)
-
-    /// Creates the user unless the id is taken. Synced to disk before it returns (with the
-    /// default MARQUEE_STORE_SYNC=durable), so a 201 survives a power loss.
-    func create(_ user: NewUser) throws -> CreateOutcome {
-        try createAll([user])[0]
-    }
-
-    /// Creates each user that is not there yet, in batches of one synced transaction each.
-    func createAll(_ users: [NewUser], batchSize: Int = 500) throws -> [CreateOutcome] {
-        try importAll(users.map { (user: $0, streams: []) }, settings: StreamSettings(), batchSize: batchSize).map(\.outcome)
-    }
-
-    /// What `importAll` did with one user: its outcome and, for a created user, the streams
-    /// granted and those refused by its plan's limit.
-    struct Imported: Sendable {
-        var outcome: CreateOutcome
-        var granted: [String] = []
-        var refused: [String] = []
-    }
 
     /// Creates each user that is not there yet and grants it `streams` in the same
     /// transaction, each with a normal lease of `settings`: a player that keeps renewing keeps
     /// its slot, one that is gone frees it when the lease runs out.
-    func importAll(_ users: [(user: NewUser, streams: [String])], settings: StreamSettings, batchSize: Int = 500) throws -> [Imported] {
+    func importAll(_ users: [(user: NewUser, streams: [String])], settings: StreamSettings, batchSize: Int) throws -> [ImportedUser] {
         // Ids are drawn outside the transaction, whose body may run again after an eviction.
         let identified = users.map { (user: $0.user, streams: $0.streams, id: $0.user.id ?? UUID().uuidString.lowercased()) }
-        var results: [Imported] = []
+        var results: [ImportedUser] = []
         for start in stride(from: 0, to: identified.count, by: batchSize) {
             let batch = identified[start..<min(start + batchSize, identified.count)]
             results += try store.write(.state, durable: true) { transaction in
                 try batch.map { entry in
                     let outcome = try Self.insert(entry.user, id: entry.id, in: transaction)
-                    guard case .created(let record) = outcome, !entry.streams.isEmpty else { return Imported(outcome: outcome) }
-                    var imported = Imported(outcome: outcome)
+                    guard case .created(let record) = outcome, !entry.streams.isEmpty else { return ImportedUser(outcome: outcome) }
+                    var imported = ImportedUser(outcome: outcome)
                     var state = StreamState()
                     let limit = settings.limit(for: record.subscription)
                     for stream in entry.streams {
@@ -93,7 +60,7 @@ struct UserStore: Sendable {
         return results
     }
 
-    private static func insert(_ user: NewUser, id: String, in transaction: StoreTransaction) throws -> CreateOutcome {
+    private static func insert(_ user: NewUser, id: String, in transaction: StoreTransaction) throws -> UserCreateOutcome {
         if let existing = try transaction.get(Key.user(id)) {
             return .exists(try UserRecord.decode(existing))
         }
@@ -120,10 +87,10 @@ struct UserStore: Sendable {
 
     // MARK: Reads (one read transaction each)
 
-    func user(_ id: String) throws -> Snapshot? {
+    func user(_ id: String) throws -> UserSnapshot? {
         try store.read { transaction in
             guard let bytes = try transaction.get(Key.user(id)) else { return nil }
-            return Snapshot(record: try UserRecord.decode(bytes),
+            return UserSnapshot(record: try UserRecord.decode(bytes),
                             streams: try StreamState.decode(transaction.get(Key.streams(id))),
                             now: transaction.now)
         }
@@ -132,14 +99,14 @@ struct UserStore: Sendable {
     /// Up to `limit` users created after the one with sequence `cursor`, oldest first, and the
     /// cursor of the next page (nil on the last). Users added meanwhile come after every page
     /// already read, so a walk neither repeats nor skips anyone.
-    func page(after cursor: Int64?, limit: Int) throws -> (users: [Snapshot], nextCursor: Int64?) {
+    func page(after cursor: Int64?, limit: Int) throws -> (users: [UserSnapshot], nextCursor: Int64?) {
         try store.read { transaction in
             let entries = try transaction.scan(prefix: Key.sequencePrefix, after: cursor.map(Key.sequence), limit: limit + 1)
-            var users: [Snapshot] = []
+            var users: [UserSnapshot] = []
             for (_, entry) in entries.prefix(limit) {
                 let id = String(decoding: entry.value, as: UTF8.self)
                 guard let bytes = try transaction.get(Key.user(id)) else { continue }
-                users.append(Snapshot(record: try UserRecord.decode(bytes),
+                users.append(UserSnapshot(record: try UserRecord.decode(bytes),
                                       streams: try StreamState.decode(transaction.get(Key.streams(id))),
                                       now: transaction.now))
             }
@@ -159,14 +126,9 @@ struct UserStore: Sendable {
     // a grant lost with the power is one the player re-requests. Syncing every grant would cap
     // the pool at the disk's few thousand syncs a second.
 
-    enum GrantResult: Sendable {
-        case unknownUser
-        case decided(StreamState.GrantOutcome, limit: Int)
-    }
-
     /// The limit check and the grant in one write transaction: LMDB's single writer makes it
     /// atomic across every thread of every worker.
-    func grant(_ stream: String, to id: String, settings: StreamSettings) throws -> GrantResult {
+    func grant(_ stream: String, to id: String, settings: StreamSettings) throws -> StreamGrantResult {
         try store.write(.state) { transaction in
             guard let bytes = try transaction.get(Key.user(id)) else { return .unknownUser }
             let limit = settings.limit(for: try UserRecord.decode(bytes).subscription)
@@ -179,13 +141,7 @@ struct UserStore: Sendable {
         }
     }
 
-    enum LeaseResult<Done: Sendable>: Sendable {
-        case unknownUser
-        case notActive
-        case done(Done)
-    }
-
-    func renew(_ stream: String, of id: String, lease: Duration) throws -> LeaseResult<StreamState.Lease> {
+    func renew(_ stream: String, of id: String, lease: Duration) throws -> StreamLeaseResult<StreamState.Lease> {
         try store.write(.state) { transaction in
             guard try transaction.get(Key.user(id)) != nil else { return .unknownUser }
             var state = try StreamState.decode(transaction.get(Key.streams(id)))
@@ -195,7 +151,7 @@ struct UserStore: Sendable {
         }
     }
 
-    func release(_ stream: String, of id: String) throws -> LeaseResult<Void> {
+    func release(_ stream: String, of id: String) throws -> StreamLeaseResult<Void> {
         try store.write(.state) { transaction in
             guard try transaction.get(Key.user(id)) != nil else { return .unknownUser }
             var state = try StreamState.decode(transaction.get(Key.streams(id)))

@@ -48,17 +48,17 @@ public enum LegacyImport {
     }
 
     /// `settings` gives the lease and the plans' limits of the imported streams.
-    public static func run(file: String, store: Store, settings: SettingsReader) throws -> Report {
+    public static func run(file: String, store: Store, database: Database? = nil, settings: SettingsReader) throws -> Report {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: file))
         } catch {
             throw FileError(description: "cannot read \(file): \(error.localizedDescription)")
         }
-        return try run(data: data, store: store, settings: settings)
+        return try run(data: data, store: store, database: database, settings: settings)
     }
 
-    public static func run(data: Data, store: Store, settings reader: SettingsReader) throws -> Report {
+    public static func run(data: Data, store: Store, database: Database? = nil, settings reader: SettingsReader) throws -> Report {
         let settings = try StreamSettings(reader)
         let users = try parse(data)
         var entries: [Entry] = []
@@ -69,7 +69,7 @@ public enum LegacyImport {
             case .failure(let skip): entries.append(Entry(id: id, outcome: .skipped(reason: skip.reason)))
             }
         }
-        let results = try UserStore(store: store).importAll(candidates.map { (user: $0.user, streams: $0.streams) }, settings: settings)
+        let results = try UsersContext.store(store, database: database).importAll(candidates.map { (user: $0.user, streams: $0.streams) }, settings: settings)
         for (candidate, result) in zip(candidates, results) {
             switch result.outcome {
             case .created(let record):

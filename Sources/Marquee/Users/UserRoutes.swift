@@ -16,7 +16,7 @@ struct UserRoutes {
             switch try context.users.create(user) {
             case .created(let record):
                 context.counters.created.add(1, ordering: .relaxed)
-                let snapshot = UserStore.Snapshot(record: record, streams: StreamState(), now: record.createdAt)
+                let snapshot = UserSnapshot(record: record, streams: StreamState(), now: record.createdAt)
                 return .jsonBytes(201, UserView.user(snapshot, limit: context.settings.limit(for: record.subscription)),
                                   headers: [(name: "Location", value: "/api/v1/users/\(record.id)")])
             case .exists(let record):

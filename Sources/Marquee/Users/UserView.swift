@@ -1,12 +1,12 @@
 /// The JSON shapes of users in answers: this API's, and the earlier service's for its routes.
 enum UserView {
-    static func user(_ user: UserStore.Snapshot, limit: Int) -> [UInt8] {
+    static func user(_ user: UserSnapshot, limit: Int) -> [UInt8] {
         var json = JSONWriter()
         self.user(user, limit: limit, into: &json)
         return json.bytes
     }
 
-    static func user(_ user: UserStore.Snapshot, limit: Int, into json: inout JSONWriter) {
+    static func user(_ user: UserSnapshot, limit: Int, into json: inout JSONWriter) {
         json.object { json in
             json.key("createdAt")
             json.string(Timestamp.iso8601(user.record.createdAt))
@@ -26,7 +26,7 @@ enum UserView {
     }
 
     /// `{"nextCursor", "users"}`: one page of the listing.
-    static func page(_ users: [UserStore.Snapshot], nextCursor: Int64?, limit: (UserStore.Snapshot) -> Int) -> [UInt8] {
+    static func page(_ users: [UserSnapshot], nextCursor: Int64?, limit: (UserSnapshot) -> Int) -> [UInt8] {
         var json = JSONWriter()
         json.object { json in
             json.key("nextCursor")
@@ -79,7 +79,7 @@ enum UserView {
 
     // MARK: The earlier service's shapes
 
-    static func legacy(_ user: UserStore.Snapshot) -> [UInt8] {
+    static func legacy(_ user: UserSnapshot) -> [UInt8] {
         var json = JSONWriter()
         legacy(user, into: &json)
         return json.bytes
@@ -88,7 +88,7 @@ enum UserView {
     /// Its record, keys in its order: `Name`, `Subscription`, then `Status` with the live
     /// streams (lowercased, as it stored them) and `offline.lastOnline`. No `id`: the id is
     /// the record's key in its database.
-    static func legacy(_ user: UserStore.Snapshot, into json: inout JSONWriter) {
+    static func legacy(_ user: UserSnapshot, into json: inout JSONWriter) {
         let live = user.liveLeases
         json.object { json in
             json.key("Name")
@@ -117,7 +117,7 @@ enum UserView {
     }
 
     /// Its whole-database shape, `{"Users": {"<id>": …}}`, a page at a time.
-    static func legacyPage(_ users: [UserStore.Snapshot], nextCursor: Int64?) -> [UInt8] {
+    static func legacyPage(_ users: [UserSnapshot], nextCursor: Int64?) -> [UInt8] {
         var json = JSONWriter()
         json.object { json in
             json.key("Users")

@@ -3,7 +3,8 @@ import Synchronization
 
 /// User accounts and the concurrent-stream limit: `/api/v1/users…` (admin token) and the
 /// earlier service's drop-in routes (no token; nginx keeps them internal). The limit holds
-/// across every worker because each check-and-grant is one LMDB write transaction.
+/// across every worker, and every host sharing a database, because each check-and-grant is one
+/// transaction (an LMDB write, or a PostgreSQL row lock).
 public struct UsersFeature: Feature {
     public let name = "users"
     let context: UsersContext
@@ -55,14 +56,19 @@ public struct UsersFeature: Feature {
 /// the counters.
 final class UsersContext: Sendable {
     let services: Services
-    let users: UserStore
+    let users: any UserStore
     let counters = UsersCounters()
     private let current: Mutex<StreamSettings>
 
     init(services: Services, settings: StreamSettings) {
         self.services = services
-        self.users = UserStore(store: services.store)
+        self.users = Self.store(services.store, database: services.database)
         self.current = Mutex(settings)
+    }
+
+    /// PostgreSQL when the operator configured one, else the embedded store.
+    static func store(_ store: Store, database: Database?) -> any UserStore {
+        database.map { PostgresUserStore(client: $0.client) } ?? LMDBUserStore(store: store)
     }
 
     var settings: StreamSettings { current.withLock { $0 } }

@@ -19,6 +19,8 @@ final class Stack: @unchecked Sendable {
     private var workerCount = 0
     /// The network namespace its processes run in (`ip netns exec`); nil: the test's own.
     let namespace: String?
+    /// The PostgreSQL this stack started for `.postgres`; nil for the embedded store.
+    let postgres: PostgresServer?
 
     static let secureLinkSecret = "marquee-test-secure-link"
 
@@ -27,8 +29,8 @@ final class Stack: @unchecked Sendable {
     /// `namespace` runs nginx and the workers in that network namespace, nginx listening on
     /// `address` there: one host of a cluster on one machine.
     init(_ label: String, workers count: Int = 2, environment: [String: String] = [:], rates: String = "bench",
-         renderArguments: [String] = [], port: Int = TestPaths.freePort(), address: String = "127.0.0.1",
-         namespace: String? = nil) async throws {
+         renderArguments: [String] = [], port: Int = TestPaths.freePort(), storage: StorageMode = .embedded,
+         address: String = "127.0.0.1", namespace: String? = nil) async throws {
         directory = TestPaths.temporaryDirectory(label)
         self.port = port
         self.namespace = namespace
@@ -46,9 +48,22 @@ final class Stack: @unchecked Sendable {
             // so it gets a closed loopback port unless the test passes the fake upstream's URL.
             "MARQUEE_GHIBLI_BASE_URL": "http://127.0.0.1:9",
         ]
+        if storage == .postgres {
+            do {
+                let server = try PostgresServer(label)
+                postgres = server
+                defaults["MARQUEE_DATABASE_URL"] = server.url
+            } catch {
+                close(listenerFd)
+                throw error
+            }
+        } else {
+            postgres = nil
+        }
         defaults.merge(environment) { _, new in new }
         workerEnvironment = defaults
         do {
+            if postgres != nil { try migrate() }
             for _ in 0..<count { _ = try startWorker() }
             nginx = try Self.startNginx(in: directory, port: port, socket: socketPath, rates: rates, extra: renderArguments,
                                         environment: defaults, address: address, namespace: namespace)
@@ -60,6 +75,13 @@ final class Stack: @unchecked Sendable {
     }
 
     static let adminToken = "test-admin-token-0123456789"
+
+    /// `marquee db migrate` with the workers' settings, as an operator runs it before starting them.
+    func migrate() throws {
+        let migrate = try ChildProcess("db-migrate", executable: TestPaths.marquee, arguments: ["db", "migrate"],
+                                       environment: workerEnvironment, logDirectory: directory)
+        guard migrate.waitForExit(timeout: .seconds(60)) == 0 else { throw StackError("marquee db migrate failed: \(migrate.log)") }
+    }
 
     /// Starts one more worker on the shared socket.
     @discardableResult
@@ -131,9 +153,17 @@ final class Stack: @unchecked Sendable {
     func stop() {
         nginx?.stop()
         for worker in workers { worker.stop() }
+        postgres?.remove()
         close(listenerFd)
         try? FileManager.default.removeItem(at: directory)
     }
+}
+
+/// Where a stack keeps its records of truth: the embedded store, or a PostgreSQL the stack starts.
+enum StorageMode: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case embedded, postgres
+
+    var testDescription: String { rawValue }
 }
 
 struct StackError: Error, CustomStringConvertible {

@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+
+extension Benchmarks {
+    /// Database mode (MARQUEE_DATABASE_URL) against a PostgreSQL on the same machine, fsync and
+    /// synchronous_commit on (opt-in: see `BenchRun`).
+    @Suite("Database benchmark")
+    struct DatabaseBenchmarkTests {
+        @Test("grant+release cycles per second with the users in PostgreSQL")
+        func grantRelease() throws {
+            let postgres = try PostgresServer("bench")
+            defer { postgres.remove() }
+            let database = ["MARQUEE_DATABASE_URL": postgres.url]
+            try migrate(database)
+            let store = try UsersBenchmarkTests.importedStore(label: "db-cycle", environment: database)
+            defer { try? FileManager.default.removeItem(at: store.deletingLastPathComponent()) }
+            #expect(try postgres.psql("SELECT count(*) FROM users") == String(2 * UsersBenchmarkTests.usersPerThread))
+            let script = store.deletingLastPathComponent().appendingPathComponent("cycle.lua")
+            try UsersBenchmarkTests.cycleScript.write(to: script, atomically: true, encoding: .utf8)
+            let run = try BenchRun("/api/v1/users/bench-1-1", ["--store", store.path, "--header", UsersBenchmarkTests.authorization,
+                                                                "--script", script.path],
+                                   environment: UsersBenchmarkTests.environment.merging(database) { _, new in new }, label: "db-cycle")
+            let cycles = try run.row("marquee", connections: 64).requestsPerSecond / 2
+            print("database bench: grant+release \(Int(cycles)) cycles/s at 64 connections (synchronous_commit \(try postgres.psql("SHOW synchronous_commit")))")
+            #expect(cycles >= 3000)
+            run.expectMarqueeClean()
+        }
+
+        @Test("health and a cached trailer hit in database mode against embedded mode, in one run")
+        func cachedReads() throws {
+            let postgres = try PostgresServer("bench-reads")
+            defer { postgres.remove() }
+            let database = ["MARQUEE_DATABASE_URL": postgres.url]
+            try migrate(database)
+            let fake = try FakeUpstream()
+            defer { fake.stop() }
+            let trailer = TrailersFixtures.path(TrailersFixtures.arrival)
+            for (route, environment) in [("/api/v1/health", [String: String]()), (trailer, TrailersFixtures.environment(fake))] {
+                let embedded = try BenchRun(route, environment: environment, label: "reads-embedded")
+                let withDatabase = try BenchRun(route, environment: environment.merging(database) { _, new in new }, label: "reads-database")
+                let ratio = try withDatabase.row("marquee", connections: 64).requestsPerSecond / embedded.row("marquee", connections: 64).requestsPerSecond
+                print("database bench: \(route) at 64 connections, database over embedded \(String(format: "%.3f", ratio))")
+                #expect(ratio >= 0.95, "\(route)")
+                withDatabase.expectMarqueeClean()
+            }
+        }
+
+        private func migrate(_ environment: [String: String]) throws {
+            let directory = TestPaths.temporaryDirectory("db-bench-migrate")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let migrate = try ChildProcess("migrate", executable: TestPaths.marquee, arguments: ["db", "migrate"],
+                                           environment: environment, logDirectory: directory)
+            try #require(migrate.waitForExit(timeout: .seconds(60)) == 0, "\(migrate.log)")
+        }
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import Testing
+
+/// The PostgreSQL system of record: migrations, the schema check, and a database that goes away
+/// and comes back under running workers. Each test starts its own PostgreSQL.
+@Suite("Database", .serialized)
+struct DatabaseTests {
+    private static func marquee(_ arguments: [String], _ name: String, url: String, in directory: URL) throws -> ChildProcess {
+        try ChildProcess(name, executable: TestPaths.marquee, arguments: arguments,
+                         environment: ["MARQUEE_DATABASE_URL": url], logDirectory: directory)
+    }
+
+    @Test("ten `marquee db migrate` at once apply each migration once; `db status` shows the version")
+    func concurrentMigrations() throws {
+        let postgres = try PostgresServer("migrate")
+        defer { postgres.remove() }
+        let logs = TestPaths.temporaryDirectory("db-migrate")
+        defer { try? FileManager.default.removeItem(at: logs) }
+
+        let before = try Self.marquee(["db", "status"], "status-before", url: postgres.url, in: logs)
+        #expect(before.waitForExit(timeout: .seconds(30)) == 3, "status before migrating: \(before.log)")
+        #expect(before.log.contains("schema version 0"))
+
+        let migrations = (0..<10).map { index in Result { try Self.marquee(["db", "migrate"], "migrate-\(index)", url: postgres.url, in: logs) } }
+        var appliedLines = 0
+        for case .success(let process) in migrations {
+            #expect(process.waitForExit(timeout: .seconds(60)) == 0, "\(process.log)")
+            appliedLines += process.log.split(separator: "\n").filter { $0.hasPrefix("applied ") }.count
+        }
+        #expect(migrations.allSatisfy { (try? $0.get()) != nil })
+        let known = try postgres.psql("SELECT count(*) FROM schema_migrations")
+        let distinct = try postgres.psql("SELECT count(DISTINCT version) FROM schema_migrations")
+        #expect(Int(known) ?? -1 >= 1)
+        #expect(known == distinct)
+        // Each migration was applied by exactly one of the ten.
+        #expect(appliedLines == Int(known))
+
+        let after = try Self.marquee(["db", "status"], "status-after", url: postgres.url, in: logs)
+        #expect(after.waitForExit(timeout: .seconds(30)) == 0, "\(after.log)")
+        #expect(after.log.contains("schema version \(known), this marquee knows \(known)"))
+        // The URL is printed without the password.
+        let secret = try Self.marquee(["db", "status"], "status-secret", url: postgres.url + "&password=hunter2-secret", in: logs)
+        _ = secret.waitForExit(timeout: .seconds(30))
+        #expect(!secret.log.contains("hunter2-secret"))
+        #expect(secret.log.contains("password=***"))
+    }
+
+    @Test("a worker refuses a schema older or newer than it knows, with one line and a non-zero exit")
+    func refusesOtherSchemas() throws {
+        let postgres = try PostgresServer("schema")
+        defer { postgres.remove() }
+        let directory = TestPaths.temporaryDirectory("db-schema")
+        defer { try? FileManager.default.removeItem(at: directory) }
+
+        func serve(_ name: String) throws -> ChildProcess {
+            try ChildProcess(name, executable: TestPaths.marquee,
+                             arguments: ["serve", "--listen", directory.appendingPathComponent("\(name).sock").path],
+                             environment: ["MARQUEE_DATABASE_URL": postgres.url,
+                                           "MARQUEE_STORE_DIR": directory.appendingPathComponent("store").path,
+                                           "MARQUEE_STORE_MAX_MB": "64", "MARQUEE_GHIBLI_BASE_URL": "http://127.0.0.1:9"],
+                             logDirectory: directory)
+        }
+
+        let unmigrated = try serve("older")
+        let older = unmigrated.waitForExit(timeout: .seconds(30))
+        #expect(older != nil && older != 0)
+        #expect(unmigrated.log.components(separatedBy: "marquee db migrate").count - 1 == 1, "\(unmigrated.log)")
+
+        let migrate = try Self.marquee(["db", "migrate"], "migrate", url: postgres.url, in: directory)
+        #expect(migrate.waitForExit(timeout: .seconds(60)) == 0)
+        try postgres.psql("INSERT INTO schema_migrations (version, name) VALUES (9999, 'from_the_future')")
+        let outdated = try serve("newer")
+        let newer = outdated.waitForExit(timeout: .seconds(30))
+        #expect(newer != nil && newer != 0)
+        #expect(outdated.log.components(separatedBy: "newer than this marquee knows").count - 1 == 1, "\(outdated.log)")
+
+        try postgres.psql("DELETE FROM schema_migrations WHERE version = 9999")
+        let current = try serve("current")
+        defer { current.stop() }
+        #expect(current.waitForExit(timeout: .seconds(3)) == nil, "a worker on the current schema keeps serving: \(current.log)")
+    }
+
+    @Test("PostgreSQL stopped: writes 503 database_unavailable within the timeout, cached reads 200, health degraded; back without a worker restart")
+    func databaseDown() async throws {
+        let fake = try FakeUpstream()
+        defer { fake.stop() }
+        let stack = try await Stack("db-down", workers: 2, environment: [
+            "MARQUEE_GHIBLI_BASE_URL": fake.baseURL,
+            "MARQUEE_DATABASE_STATEMENT_TIMEOUT": "1",
+        ], storage: .postgres)
+        defer { stack.stop() }
+        let postgres = try #require(stack.postgres)
+        let pids = stack.workers.map(\.pid)
+
+        #expect(try await stack.createUser("down-1").status == 201)
+        #expect(try await stack.grant("down-1", "before").status == 201)
+        #expect(try await stack.client.get("/api/v1/movies").status == 200)
+        #expect(try await stack.client.get("/movies/").status == 200)
+
+        postgres.stop()
+        var writes: [(status: Int, code: String?, elapsed: Duration)] = []
+        var cached: [Int] = []
+        var healthDegraded = false
+        let outage = ContinuousClock.now
+        while ContinuousClock.now - outage < .seconds(5) {
+            let started = ContinuousClock.now
+            let answer = try await stack.grant("down-1", "during-\(writes.count)")
+            writes.append((answer.status, answer.errorCode, ContinuousClock.now - started))
+            for path in ["/api/v1/movies", "/movies/", "/api/v1/health"] {
+                cached.append(try await stack.client.get(path).status)
+            }
+            let health = try await stack.client.get("/api/v1/health")
+            if health.json()?["status"] as? String == "degraded",
+               ((health.json()?["degraded"] as? [String: Any])?["database"] as? String)?.contains("unavailable") == true {
+                healthDegraded = true
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(writes.count >= 3)
+        #expect(writes.allSatisfy { $0.status == 503 && $0.code == "database_unavailable" }, "\(writes.map { "\($0.status) \($0.code ?? "-")" })")
+        // The statement timeout is 1 s; the bound leaves room for a loaded machine.
+        let slowest = writes.map(\.elapsed).max() ?? .zero
+        #expect(slowest < .seconds(4), "slowest refused write took \(slowest)")
+        #expect(cached.allSatisfy { $0 == 200 }, "cached answers during the outage: \(cached.filter { $0 != 200 })")
+        #expect(healthDegraded)
+
+        try postgres.start()
+        let recovered = ContinuousClock.now
+        var status = 0
+        while ContinuousClock.now - recovered < .seconds(20) {
+            status = try await stack.grant("down-1", "after").status
+            if status == 201 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(status == 201)
+        #expect(try await stack.activeStreams("down-1")?.sorted() == ["after", "before"])
+        #expect(try await eventually(within: .seconds(10)) {
+            try await stack.client.get("/api/v1/health").json()?["status"] as? String == "ok"
+        })
+        #expect(stack.workers.map(\.pid) == pids)
+        #expect(stack.workers.allSatisfy { $0.isRunning })
+    }
+
+    @Test("db import-store copies an embedded store's users with their streams, and a second run copies nothing")
+    func importStore() throws {
+        let directory = TestPaths.temporaryDirectory("db-import")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = directory.appendingPathComponent("store")
+        // A store made by this version, the way an operator fills one.
+        let filled = try ChildProcess("users-import", executable: TestPaths.marquee, arguments: ["users", "import", UsersImportTests.fixture.path],
+                                      environment: ["MARQUEE_STORE_DIR": store.path, "MARQUEE_STORE_MAX_MB": "64"], logDirectory: directory)
+        #expect(filled.waitForExit(timeout: .seconds(30)) == 0, "\(filled.log)")
+
+        let postgres = try PostgresServer("import")
+        defer { postgres.remove() }
+        let migrate = try Self.marquee(["db", "migrate"], "migrate", url: postgres.url, in: directory)
+        #expect(migrate.waitForExit(timeout: .seconds(60)) == 0, "\(migrate.log)")
+
+        func importStore(_ name: String) throws -> ChildProcess {
+            try ChildProcess(name, executable: TestPaths.marquee, arguments: ["db", "import-store", "--store-dir", store.path],
+                             environment: ["MARQUEE_DATABASE_URL": postgres.url, "MARQUEE_STORE_MAX_MB": "64"], logDirectory: directory)
+        }
+        let first = try importStore("import-1")
+        #expect(first.waitForExit(timeout: .seconds(60)) == 0, "\(first.log)")
+        #expect(first.log.contains("users: 3 copied, 0 skipped"), "\(first.log)")
+        #expect(try postgres.psql("SELECT string_agg(id, ',' ORDER BY sequence) FROM users") == "001,002,192688f0-60be-11ea-a428-b7b3360c9a09")
+        #expect(try postgres.psql("SELECT name || '/' || subscription FROM users WHERE id = '001'") == "Mohamed Sheikh/Basic Plan")
+        #expect(try postgres.psql("SELECT string_agg(stream, ',' ORDER BY stream) FROM user_streams WHERE user_id = '001'") == "stream_2,stream_3,stream_9")
+        #expect(try postgres.psql("SELECT string_agg(stream, ',' ORDER BY stream) FROM user_streams WHERE user_id = '002'") == "stream_2,stream_4")
+
+        let second = try importStore("import-2")
+        #expect(second.waitForExit(timeout: .seconds(60)) == 0, "\(second.log)")
+        #expect(second.log.contains("users: 0 copied, 3 skipped"), "\(second.log)")
+        #expect(try postgres.psql("SELECT count(*) FROM users") == "3")
+        #expect(try postgres.psql("SELECT count(*) FROM user_streams") == "5")
+    }
+}
