@@ -65,7 +65,9 @@ public struct ClusterFlight: Sendable {
     public func answer(_ key: String, wait: Duration, refetch: Bool = false,
                        fetch: () throws -> (value: [UInt8], ttl: Duration)) throws -> Answer {
         let deadline = ContinuousClock.now + wait
-        let fill = ClusterLease("fill/" + key, database: database, ttl: wait)
+        // An owner of its own per call: two threads of one process must not share a fill.
+        let fill = ClusterLease("fill/" + key, database: database, ttl: wait,
+                                owner: "\(ClusterLease.processOwner)/\(String(UInt64.random(in: 1...UInt64.max), radix: 16))")
         var mayUseStored = !refetch
         while true {
             if mayUseStored, let stored = try fresh(key) { return stored }
