@@ -37,7 +37,9 @@ public struct MoviesFeature: Feature {
             self.page = page
             self.representations = representations
             self.refresher = MoviesRefresher(store: services.store, upstream: services.upstream, page: page,
-                                             representations: representations, settings: settings, logger: { services.logger })
+                                             representations: representations, settings: settings,
+                                             flight: services.database.map { ClusterFlight(database: $0.client) },
+                                             logger: { services.logger })
         }
 
         var current: MoviesSettings { refresher.settings }

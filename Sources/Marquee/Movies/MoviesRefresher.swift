@@ -11,7 +11,11 @@ import Synchronization
 ///   that checks the pool-wide pacing in `movies/state` and takes the `movies/fetch` lease, so
 ///   two attempts never overlap and never come closer than the interval;
 /// - a success stores the page and the JSON, rendered once, with their validators; a failure
-///   keeps the data and marks it stale.
+///   keeps the data and marks it stale;
+/// - with a database, the upstream's answer is shared by the cluster (`ClusterFlight`, one
+///   interval's time to live): one host fetches it per interval, the others take it from the
+///   database, dated by when the upstream answered, and pace their next attempt on that date,
+///   so that every host's copy stays within the interval of the upstream.
 final class MoviesRefresher: Sendable {
     enum Keys {
         static let json = "movies/json"
@@ -43,10 +47,14 @@ final class MoviesRefresher: Sendable {
     private let representations: RepresentationCache
     private let currentSettings: Mutex<MoviesSettings>
     private let logger: @Sendable () -> Logger
+    private let flight: ClusterFlight?
+
+    static let clusterKey = "movies/ghibli"
 
     init(store: Store, upstream: UpstreamClient, page: MoviesPage, representations: RepresentationCache,
-         settings: MoviesSettings, logger: @escaping @Sendable () -> Logger) {
+         settings: MoviesSettings, flight: ClusterFlight? = nil, logger: @escaping @Sendable () -> Logger) {
         self.store = store
+        self.flight = flight
         self.upstream = upstream
         self.page = page
         self.representations = representations
@@ -170,29 +178,36 @@ final class MoviesRefresher: Sendable {
         let settings = self.settings
         let logger = logger()
         let loaded: GhibliCatalogue.Loaded
+        var upstreamAnsweredAt = attempt.startedAt
         do {
-            let films = try fetch("films", from: settings.ghibliBaseURL)
-            let people = try fetch("people", from: settings.ghibliBaseURL)
-            loaded = try GhibliCatalogue.load(films: films, people: people)
+            let bodies = try fetchBodies(settings, answeredAt: &upstreamAnsweredAt)
+            loaded = try GhibliCatalogue.load(films: bodies.films, people: bodies.people)
         } catch {
-            if case .malformed = error { upstream.metrics.undecodable("ghibli") }
+            if case .malformed? = error as? UpstreamError { upstream.metrics.undecodable("ghibli") }
             recordFailure(attempt, reason: "the Studio Ghibli API \(error)")
             return
         }
+        let answeredAt = upstreamAnsweredAt
         for id in loaded.untitled {
             logger.warning("movies: a film without a title was left out", metadata: ["film": "\(id)"])
         }
-        let document = MoviesDocument(refreshedAt: Date(millis: attempt.startedAt), stale: false, staleSince: nil, movies: loaded.movies)
+        let document = MoviesDocument(refreshedAt: Date(millis: answeredAt), stale: false, staleSince: nil, movies: loaded.movies)
         do {
-            let (json, html) = try represent(document, refreshedAt: attempt.startedAt)
+            let (json, html) = try represent(document, refreshedAt: answeredAt)
             let stored = try store.write(.disposable) { txn -> Bool in
                 try txn.releaseLease(Keys.fetchLease, owner: attempt.owner)
                 var state = RefreshState.decode(try txn.get(Keys.state))
+                // The cluster's answer may be older than this attempt: the next one is due
+                // when that answer expires, as on every other host.
+                if answeredAt < attempt.startedAt, state.lastAttemptAt == attempt.startedAt {
+                    state.lastAttemptAt = answeredAt
+                    try txn.put(Keys.state, state.encoded())
+                }
                 // An attempt that overran its lease may finish after a later one: never go back.
-                guard (state.refreshedAt ?? 0) < attempt.startedAt else { return false }
+                guard (state.refreshedAt ?? 0) < answeredAt else { return false }
                 try txn.put(Keys.json, json.encoded())
                 try txn.put(Keys.page, html.encoded())
-                state.refreshedAt = attempt.startedAt
+                state.refreshedAt = answeredAt
                 state.staleSince = nil
                 state.lastError = nil
                 state.succeeded += 1
@@ -209,6 +224,38 @@ final class MoviesRefresher: Sendable {
             ])
         } catch {
             recordFailure(attempt, reason: "storing the refreshed movies failed: \(error)")
+        }
+    }
+
+    private struct Bodies: Codable {
+        var films: Data
+        var people: Data
+    }
+
+    /// Both upstream bodies: through the cluster when there is a database (`answeredAt` then
+    /// says when the upstream answered, maybe on another host), else from the upstream. A
+    /// database that cannot be used costs a call of this host's own.
+    private func fetchBodies(_ settings: MoviesSettings, answeredAt: inout UInt64) throws -> (films: [UInt8], people: [UInt8]) {
+        let direct = { () throws -> (films: [UInt8], people: [UInt8]) in
+            (try self.fetch("films", from: settings.ghibliBaseURL), try self.fetch("people", from: settings.ghibliBaseURL))
+        }
+        guard let flight else { return try direct() }
+        var fetchedHere: (films: [UInt8], people: [UInt8])?
+        do {
+            let answer = try flight.answer(Self.clusterKey, wait: attemptLimit) {
+                let bodies = try direct()
+                fetchedHere = bodies
+                return (Array(try JSONEncoder().encode(Bodies(films: Data(bodies.films), people: Data(bodies.people)))),
+                        settings.refreshInterval)
+            }
+            let bodies = try JSONDecoder().decode(Bodies.self, from: Data(answer.value))
+            answeredAt = StoreClock.nowMillis().saturatingSubtract(answer.age.millis)
+            return (Array(bodies.films), Array(bodies.people))
+        } catch let error as UpstreamError {
+            throw error
+        } catch {
+            logger().warning("movies: the cluster's copy cannot be used; asking the upstream", metadata: ["error": "\(error)"])
+            return try fetchedHere ?? direct()
         }
     }
 

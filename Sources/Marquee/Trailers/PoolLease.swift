@@ -5,16 +5,22 @@ import Synchronization
 /// Every worker claims it each round; the holder renews it, the others read it and go on.
 /// A worker that stops hands it back at once, and one killed outright is replaced as soon as a
 /// peer on the host sees that its pid is gone (or after `ttl` from another host).
+///
+/// With a `cluster` lease (a database), the role is the whole cluster's: the host's holder
+/// must also hold the cluster-wide row, so one worker of one host runs the loop, and when that
+/// host dies another host's holder takes the row once it expires.
 final class PoolLease: Sendable {
     let name: String
     private let store: Store
     private let ttl: Duration
-    private let state = Mutex<(stopped: Bool, holding: Bool)>((false, false))
+    private let cluster: ClusterLease?
+    private let state = Mutex<(stopped: Bool, holding: Bool, holdingCluster: Bool)>((false, false, false))
 
-    init(_ name: String, store: Store, ttl: Duration = .seconds(10)) {
+    init(_ name: String, store: Store, ttl: Duration = .seconds(10), cluster: ClusterLease? = nil) {
         self.name = name
         self.store = store
         self.ttl = ttl
+        self.cluster = cluster
     }
 
     /// Takes or renews the lease; false when another worker holds it or this one is stopping.
@@ -32,7 +38,11 @@ final class PoolLease: Sendable {
             } catch {
                 state.holding = false
             }
-            return state.holding
+            guard state.holding, let cluster else { return state.holding }
+            // A database that cannot be reached holds the role nowhere: safe for a loop whose
+            // work is worth skipping rather than doing twice.
+            state.holdingCluster = (try? cluster.claim()) ?? false
+            return state.holdingCluster
         }
     }
 
@@ -41,15 +51,18 @@ final class PoolLease: Sendable {
         state.withLock { state in
             state.stopped = true
             if state.holding { _ = try? store.releaseLease(name) }
+            if state.holdingCluster { cluster?.release() }
             state.holding = false
+            state.holdingCluster = false
         }
     }
 
     var isStopped: Bool { state.withLock { $0.stopped } }
-    var isHeldHere: Bool { state.withLock { $0.holding } }
+    var isHeldHere: Bool { state.withLock { $0.holding && (cluster == nil || $0.holdingCluster) } }
 
-    /// `pid@host` of the live holder, pool-wide, if any.
+    /// `pid@host` of the live holder, pool-wide (cluster-wide with a database), if any.
     var holder: String? {
+        if let cluster { return try? cluster.holder() }
         guard let lease = try? store.lease(name), lease.state == .held, lease.isLive(at: StoreClock.nowMillis()) else { return nil }
         return lease.owner
     }

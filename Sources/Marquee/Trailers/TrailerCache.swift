@@ -14,9 +14,11 @@ final class TrailerCache: Sendable {
     let metrics: TrailerMetrics
     private let logger: @Sendable () -> Logger
 
-    init(store: Store, upstream: UpstreamClient, metrics: TrailerMetrics, logger: @escaping @Sendable () -> Logger) {
+    /// `flight`: with a database, the lookup steps are shared with the other hosts.
+    init(store: Store, upstream: UpstreamClient, metrics: TrailerMetrics, flight: ClusterFlight? = nil,
+         logger: @escaping @Sendable () -> Logger) {
         self.store = store
-        self.lookup = TrailerLookup(store: store, upstream: upstream)
+        self.lookup = TrailerLookup(store: store, upstream: upstream, flight: flight)
         self.metrics = metrics
         self.logger = logger
     }

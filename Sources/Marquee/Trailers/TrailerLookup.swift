@@ -6,11 +6,16 @@ import Logging
 /// trailers. Each step's answer is kept in the store with its own time-to-live, so a chain run
 /// after the final answer expired calls only the upstreams whose step expired too.
 ///
+/// With a database, each step's answer is also shared cluster-wide (`ClusterFlight`): a step
+/// missing from this host's store is looked for in the database, and fetched by one host at a
+/// time, before any upstream is called.
+///
 /// The whole chain shares one deadline, the upstream client's total timeout, and no store
 /// transaction is open while an upstream is called.
 struct TrailerLookup: Sendable {
     let store: Store
     let upstream: UpstreamClient
+    var flight: ClusterFlight?
 
     struct Outcome {
         var record: TrailerRecord
@@ -113,6 +118,9 @@ struct TrailerLookup: Sendable {
             expiresAt = min(expiresAt, entry.expiresAt)
             return stored
         }
+        if let flight, let answer = try shared(key, flight, lifetime, negative, &expiresAt, revalidate: revalidate, fetch: fetch) {
+            return answer
+        }
         let fetched = try fetch()
         let ttl = fetched.value == nil ? negative : lifetime
         if let bytes = try? JSONEncoder().encode(fetched) {
@@ -121,6 +129,39 @@ struct TrailerLookup: Sendable {
         }
         expiresAt = min(expiresAt, StoreClock.nowMillis() + UInt64(ttl.nanoseconds / 1_000_000))
         return fetched
+    }
+
+    /// The step's answer through the cluster: another host's, or `fetch`'s, fetched by one host
+    /// at a time and kept here too until its expiry. Nil when the database cannot be used and
+    /// nothing was fetched yet: the caller then calls the upstream itself.
+    private func shared<Value: Codable>(
+        _ key: String, _ flight: ClusterFlight, _ lifetime: Duration, _ negative: Duration, _ expiresAt: inout UInt64,
+        revalidate: Bool, fetch: () throws(UpstreamError) -> Step<Value>
+    ) throws(UpstreamError) -> Step<Value>? {
+        var fetchedHere: Step<Value>?
+        let answer: ClusterFlight.Answer
+        do {
+            answer = try flight.answer(key, wait: upstream.timeouts.total + .seconds(1), refetch: revalidate) {
+                let fetched = try fetch()
+                fetchedHere = fetched
+                return (Array(try JSONEncoder().encode(fetched)), fetched.value == nil ? negative : lifetime)
+            }
+        } catch let error as UpstreamError {
+            throw error
+        } catch is ClusterFlight.Timeout {
+            throw .timeout
+        } catch {
+            // The database failed: an answer fetched here is still good, else the caller fetches.
+            guard let fetchedHere else { return nil }
+            let ttl = fetchedHere.value == nil ? negative : lifetime
+            if let bytes = try? JSONEncoder().encode(fetchedHere) { try? store.put(key, Array(bytes), ttl: ttl, as: .disposable) }
+            expiresAt = min(expiresAt, StoreClock.nowMillis() + ttl.millis)
+            return fetchedHere
+        }
+        guard let stored = try? JSONDecoder().decode(Step<Value>.self, from: Data(answer.value)) else { return fetchedHere }
+        if answer.remaining > .zero { try? store.put(key, answer.value, ttl: answer.remaining, as: .disposable) }
+        expiresAt = min(expiresAt, StoreClock.nowMillis() + answer.remaining.millis)
+        return stored
     }
 
     private func call(_ url: URL, upstream name: String, headers: [(String, String)] = [],

@@ -1,6 +1,7 @@
 import Foundation
 import LMDBStore
 import Logging
+import PostgresClient
 import Synchronization
 
 /// Re-validates stored answers older than MARQUEE_TRAILERS_REFRESH_AGE in the background, so
@@ -23,9 +24,15 @@ final class TrailerRefresher: Sendable {
     private let changed = Atomic<Int>(0)
     private let failures = Atomic<Int>(0)
 
+    /// How long a dead host keeps the role, cluster-wide, before another host takes it; the
+    /// holder renews it every round.
+    static let clusterLeaseTTL: Duration = .seconds(5)
+
+    /// `database`: the role (and with it the TMDB rate) becomes the cluster's, not the host's.
     init(store: Store, lookup: TrailerLookup, settings: @escaping @Sendable () -> TrailersSettings,
-         logger: @escaping @Sendable () -> Logger) {
-        self.lease = PoolLease(TrailerKeys.refresherLease, store: store)
+         database: PostgresClient? = nil, logger: @escaping @Sendable () -> Logger) {
+        self.lease = PoolLease(TrailerKeys.refresherLease, store: store,
+                               cluster: database.map { ClusterLease(TrailerKeys.refresherLease, database: $0, ttl: Self.clusterLeaseTTL) })
         self.store = store
         self.lookup = lookup
         self.settings = settings

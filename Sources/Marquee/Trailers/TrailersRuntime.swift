@@ -25,11 +25,13 @@ final class TrailersRuntime: Sendable {
         let settingsNow: @Sendable () -> TrailersSettings = { configuration.settings }
         let metrics = TrailerMetrics(upstream: services.upstream.metrics)
         self.metrics = metrics
-        let cache = TrailerCache(store: services.store, upstream: services.upstream, metrics: metrics, logger: logger)
+        let database = services.database?.client
+        let cache = TrailerCache(store: services.store, upstream: services.upstream, metrics: metrics,
+                                 flight: database.map { ClusterFlight(database: $0) }, logger: logger)
         self.cache = cache
         queue = ContentEventQueue(store: services.store)
         consumer = ContentEventConsumer(store: services.store, cache: cache, settings: settingsNow, logger: logger)
-        refresher = TrailerRefresher(store: services.store, lookup: cache.lookup, settings: settingsNow, logger: logger)
+        refresher = TrailerRefresher(store: services.store, lookup: cache.lookup, settings: settingsNow, database: database, logger: logger)
     }
 
     func apply(_ settings: TrailersSettings) {

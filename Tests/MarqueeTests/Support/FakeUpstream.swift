@@ -22,10 +22,13 @@ final class FakeUpstream: Sendable {
     private let state = FakeUpstreamState()
     private let stopped = Atomic<Bool>(false)
     let port: Int
+    let host: String
 
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    var baseURL: String { "http://\(host):\(port)" }
 
-    init() throws {
+    /// `host`: where it listens; the multi-host tests give the address their namespaces reach.
+    init(host: String = "127.0.0.1") throws {
+        self.host = host
         let state = self.state
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -34,7 +37,7 @@ final class FakeUpstream: Sendable {
                     channel.pipeline.addHandler(FakeUpstreamHandler(state: state))
                 }
             }
-        channel = try bootstrap.bind(host: "127.0.0.1", port: 0).wait()
+        channel = try bootstrap.bind(host: host, port: 0).wait()
         port = channel.localAddress!.port!
         loadFixtures()
     }

@@ -17,6 +17,8 @@ final class Stack: @unchecked Sendable {
     private let listenerFd: Int32
     let workerEnvironment: [String: String]
     private var workerCount = 0
+    /// The network namespace its processes run in (`ip netns exec`); nil: the test's own.
+    let namespace: String?
     /// The PostgreSQL this stack started for `.postgres`; nil for the embedded store.
     let postgres: PostgresServer?
 
@@ -24,12 +26,16 @@ final class Stack: @unchecked Sendable {
 
     /// `rates: "bench"` moves nginx's rate limits out of the way; `"default"` keeps production's.
     /// `port` lets a test write nginx's own address into the workers' configuration beforehand.
+    /// `namespace` runs nginx and the workers in that network namespace, nginx listening on
+    /// `address` there: one host of a cluster on one machine.
     init(_ label: String, workers count: Int = 2, environment: [String: String] = [:], rates: String = "bench",
-         renderArguments: [String] = [], port: Int = TestPaths.freePort(), storage: StorageMode = .embedded) async throws {
+         renderArguments: [String] = [], port: Int = TestPaths.freePort(), storage: StorageMode = .embedded,
+         address: String = "127.0.0.1", namespace: String? = nil) async throws {
         directory = TestPaths.temporaryDirectory(label)
         self.port = port
+        self.namespace = namespace
         socketPath = directory.appendingPathComponent("marquee.sock").path
-        client = HTTPClient(base: "http://127.0.0.1:\(port)")
+        client = HTTPClient(base: "http://\(address):\(port)")
         raw = RawHTTP(port: port)
         listenerFd = try FastCGIListener.bind(socketPath, mode: 0o660).fd
         var defaults = [
@@ -60,7 +66,7 @@ final class Stack: @unchecked Sendable {
             if postgres != nil { try migrate() }
             for _ in 0..<count { _ = try startWorker() }
             nginx = try Self.startNginx(in: directory, port: port, socket: socketPath, rates: rates, extra: renderArguments,
-                                        environment: defaults)
+                                        environment: defaults, address: address, namespace: namespace)
             try await waitUntilHealthy()
         } catch {
             stop()
@@ -81,8 +87,9 @@ final class Stack: @unchecked Sendable {
     @discardableResult
     func startWorker(extraEnvironment: [String: String] = [:]) throws -> ChildProcess {
         workerCount += 1
+        let (executable, arguments) = Self.command(TestPaths.marquee, ["serve"], in: namespace)
         let worker = try ChildProcess(
-            "worker-\(workerCount)", executable: TestPaths.marquee, arguments: ["serve"],
+            "worker-\(workerCount)", executable: executable, arguments: arguments,
             environment: workerEnvironment.merging(extraEnvironment) { _, new in new },
             standardInput: FileHandle(fileDescriptor: listenerFd, closeOnDealloc: false),
             logDirectory: directory
@@ -95,7 +102,8 @@ final class Stack: @unchecked Sendable {
     /// listening on `port` in front of the worker socket `socket`. The render reads the settings
     /// it shares with the workers (MARQUEE_INTERNAL_NETWORKS, MARQUEE_LEGACY_USERS) from `environment`.
     static func startNginx(in directory: URL, port: Int, socket: String, rates: String, extra: [String] = [],
-                           environment: [String: String] = [:]) throws -> ChildProcess {
+                           environment: [String: String] = [:], address: String = "127.0.0.1",
+                           namespace: String? = nil) throws -> ChildProcess {
         let out = directory.appendingPathComponent("nginx")
         let media = directory.appendingPathComponent("media")
         try FileManager.default.createDirectory(at: media, withIntermediateDirectories: true)
@@ -103,19 +111,28 @@ final class Stack: @unchecked Sendable {
         let secretFile = directory.appendingPathComponent("secure-link.secret")
         try Data((Stack.secureLinkSecret + "\n").utf8).write(to: secretFile)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secretFile.path)
-        let render = try ChildProcess(
-            "nginx-render", executable: "/bin/bash",
-            arguments: [TestPaths.script("deploy/nginx-render"), "--out", out.path, "--listen", "127.0.0.1:\(port)",
-                        "--socket", socket, "--rates", rates, "--media-root", media.path,
-                        "--secure-link-secret-file", secretFile.path, "--nginx-workers", "1"] + extra,
-            environment: environment, logDirectory: directory
-        )
+        // In the namespace too: `nginx -t` binds the listen address, which only exists there.
+        let (renderExecutable, renderArguments) = command(
+            "/bin/bash",
+            [TestPaths.script("deploy/nginx-render"), "--out", out.path, "--listen", "\(address):\(port)",
+             "--socket", socket, "--rates", rates, "--media-root", media.path,
+             "--secure-link-secret-file", secretFile.path, "--nginx-workers", "1"] + extra,
+            in: namespace)
+        let render = try ChildProcess("nginx-render", executable: renderExecutable, arguments: renderArguments,
+                                      environment: environment, logDirectory: directory)
         guard render.waitForExit(timeout: .seconds(30)) == 0 else {
             throw StackError("deploy/nginx-render failed: \(render.log)")
         }
-        return try ChildProcess("nginx", executable: "/usr/sbin/nginx",
-                                arguments: ["-p", out.path, "-c", out.appendingPathComponent("nginx.conf").path],
-                                logDirectory: directory)
+        let (executable, arguments) = command("/usr/sbin/nginx", ["-p", out.path, "-c", out.appendingPathComponent("nginx.conf").path],
+                                              in: namespace)
+        return try ChildProcess("nginx", executable: executable, arguments: arguments, logDirectory: directory)
+    }
+
+    /// `ip netns exec` enters the namespace and then execs the program in place, so the child's
+    /// pid stays the program's own and stopping it by pid still works.
+    static func command(_ executable: String, _ arguments: [String], in namespace: String?) -> (String, [String]) {
+        guard let namespace else { return (executable, arguments) }
+        return (HostNamespaces.ip, ["netns", "exec", namespace, executable] + arguments)
     }
 
     func waitUntilHealthy(timeout: Duration = .seconds(20)) async throws {
