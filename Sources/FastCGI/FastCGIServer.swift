@@ -138,7 +138,7 @@ public final class FastCGIServer: @unchecked Sendable {
         }
         var fitted = limits
         // Room for the store, logs, upstream clients and the listener.
-        let room = files.rlim_cur == RLIM_INFINITY ? Int.max : Int(files.rlim_cur) - 256
+        let room = files.rlim_cur >= rlim_t(Int.max) ? Int.max : Int(files.rlim_cur) - 256
         fitted.maxConnections = max(1, min(limits.maxConnections, room))
         return fitted
     }
