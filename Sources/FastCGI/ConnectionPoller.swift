@@ -208,13 +208,9 @@ final class ConnectionPoller: @unchecked Sendable {
         }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         var evicted: [Int32] = []
+        var readDeadline = Duration.zero
         let connection: Connection? = shared.withLock { shared in
-            let readDeadline = shared.limits.readDeadline
-            var timeout = timeval(tv_sec: Int(readDeadline.components.seconds),
-                                  tv_usec: Int(readDeadline.components.attoseconds / 1_000_000_000_000))
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var writeTimeout = timeval(tv_sec: writeTimeoutSeconds, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &writeTimeout, socklen_t(MemoryLayout<timeval>.size))
+            readDeadline = shared.limits.readDeadline
             while shared.table.count >= shared.limits.maxConnections {
                 guard let victim = Self.victim(in: shared.table) else { return nil }
                 shared.table.remove(victim)
@@ -223,7 +219,17 @@ final class ConnectionPoller: @unchecked Sendable {
             return shared.table.adopt(fd, now: Self.now())
         }
         for victim in evicted { close(victim) }
-        if connection == nil { close(fd) }
+        guard let connection else {
+            close(fd)
+            return nil
+        }
+        // Reads wait at most the read deadline: only a body that is still arriving is ever read
+        // from a socket that has nothing buffered.
+        var timeout = timeval(tv_sec: Int(readDeadline.components.seconds),
+                              tv_usec: Int(readDeadline.components.attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var writeTimeout = timeval(tv_sec: writeTimeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &writeTimeout, socklen_t(MemoryLayout<timeval>.size))
         return connection
     }
 
