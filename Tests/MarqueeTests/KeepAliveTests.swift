@@ -89,7 +89,7 @@ struct KeepAliveTests {
         var statuses: [Int] = []
         for round in 0..<6 {
             // Fill nginx's pool past what the workers keep, then let the idle timeout close them.
-            statuses += Self.burst(stack.raw, path: "/api/v1/health", count: 600, lanes: round % 2 == 0 ? 6 : 24)
+            statuses += Self.burst(stack.raw, path: "/api/v1/health", count: 600, lanes: round % 2 == 0 ? 6 : 12)
             try await Task.sleep(for: .milliseconds(700))
             statuses += Self.burst(stack.raw, path: "/api/v1/health", count: 100, lanes: 1)
         }
