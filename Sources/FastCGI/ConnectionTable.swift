@@ -148,12 +148,14 @@ struct ConnectionTable {
             return .close
         case .framing(.complete):
             slots[index].state = .busy
+            slots[index].recheck = false
             return .serve
         case .framing(.headComplete):
             if streaming < streamingLimit {
                 streaming += 1
                 slots[index].streaming = true
                 slots[index].state = .busy
+                slots[index].recheck = false
                 return .serve
             }
             target = .waiting
