@@ -40,6 +40,7 @@ final class ConnectionPoller: @unchecked Sendable {
     private static let listenerToken: UInt64 = 0
     private static let wakeToken: UInt64 = 1
     private static let sweepInterval: useconds_t = 100_000
+    private static let idleGraceMilliseconds: Int32 = 2
 
     private struct Shared {
         var table = ConnectionTable()
@@ -98,7 +99,9 @@ final class ConnectionPoller: @unchecked Sendable {
     func next(idle: () -> Void) -> Connection? {
         var event = epoll_event()
         while true {
-            var ready = epoll_wait(epoll, &event, 1, 0)
+            // `idle` (a log flush) only once no connection turned readable for a moment: under
+            // load the next request is there within it, and a flush per request cost a write each.
+            var ready = epoll_wait(epoll, &event, 1, Self.idleGraceMilliseconds)
             if ready == 0 {
                 idle()
                 ready = epoll_wait(epoll, &event, 1, -1)
