@@ -6,15 +6,16 @@ import Glibc
 #endif
 
 /// A pool of request threads answering FastCGI requests on one listening socket that other
-/// worker processes may share.
+/// worker processes may share, and keeping nginx's connections open between requests.
 ///
-/// Each thread accepts for itself and hands the connection to libfcgi, instead of letting
-/// `FCGX_Accept_r` block in `accept()`: a blocked accept does not wake when the socket closes,
-/// and shutting the shared socket down would stop every worker of the pool. Here the threads
-/// wait in epoll on the listener (EPOLLEXCLUSIVE, so one connection wakes one thread) and on an
-/// eventfd that `stop()` makes readable; a thread busy with a request finishes it first.
-/// nginx must not keep connections alive (`fastcgi_keep_conn off`): a kept connection would
-/// hold its thread while idle.
+/// The threads wait in one `ConnectionPoller` (epoll) on the listener, the idle kept
+/// connections and an eventfd that `stop()` uses; the poller hands a thread a connection only
+/// once a whole request is buffered on it, so that idle or half-sent connections never hold a
+/// thread (the poller's comment has the argument). The thread then hands the descriptor to
+/// libfcgi (`ipcFd`), reads exactly one request through it, answers, and gives the connection
+/// back to the poller when nginx asked to keep it (FCGI_KEEP_CONN), else closes it. Nothing
+/// blocks in `accept()`: a blocked accept does not wake when the socket closes, and shutting
+/// the shared socket down would stop every worker of the pool.
 public final class FastCGIServer: @unchecked Sendable {
     public typealias Responder = @Sendable (FastCGIRequest) -> FastCGIResponse
 
@@ -34,38 +35,40 @@ public final class FastCGIServer: @unchecked Sendable {
         public var served: Int
         public var inFlight: Int
         public var threads: Int
+        /// Connections open to this worker: idle, arriving and busy.
+        public var connections: Int
 
-        public init(served: Int, inFlight: Int, threads: Int) {
+        public init(served: Int, inFlight: Int, threads: Int, connections: Int = 0) {
             self.served = served
             self.inFlight = inFlight
             self.threads = threads
+            self.connections = connections
         }
     }
 
     private let listener: FastCGIListener
     private let threadCount: Int
-    private let ioTimeoutSeconds: Int
     private let responder: Responder
     private let hooks: ThreadHooks
-    private let wakeFd: Int32
-    private let stopping = Atomic<Bool>(false)
+    private let poller: ConnectionPoller
     private let served = Atomic<Int>(0)
     private let inFlight = Atomic<Int>(0)
     private let running = Atomic<Int>(0)
 
-    /// `ioTimeoutSeconds` bounds how long a thread waits on a stalled nginx connection.
-    public init(listener: FastCGIListener, threads: Int, ioTimeoutSeconds: Int = 30, hooks: ThreadHooks = ThreadHooks(),
-                responder: @escaping Responder) {
+    /// `ioTimeoutSeconds` bounds how long a thread waits to write to a stalled nginx connection.
+    public init(listener: FastCGIListener, threads: Int, limits: ConnectionLimits = ConnectionLimits(), ioTimeoutSeconds: Int = 30,
+                hooks: ThreadHooks = ThreadHooks(), responder: @escaping Responder) {
         self.listener = listener
         self.hooks = hooks
         self.threadCount = max(1, threads)
-        self.ioTimeoutSeconds = ioTimeoutSeconds
         self.responder = responder
-        self.wakeFd = eventfd(0, Int32(EFD_CLOEXEC))
+        self.poller = ConnectionPoller(listener: listener.fd, threads: max(1, threads), limits: Self.fitted(limits),
+                                       writeTimeoutSeconds: ioTimeoutSeconds)
     }
 
     public var counters: Counters {
-        Counters(served: served.load(ordering: .relaxed), inFlight: inFlight.load(ordering: .relaxed), threads: threadCount)
+        Counters(served: served.load(ordering: .relaxed), inFlight: inFlight.load(ordering: .relaxed), threads: threadCount,
+                 connections: poller.connectionCount)
     }
 
     public func start() throws(FastCGIServerError) {
@@ -76,13 +79,15 @@ public final class FastCGIServer: @unchecked Sendable {
         let flags = fcntl(listener.fd, F_GETFL)
         _ = fcntl(listener.fd, F_SETFL, flags | O_NONBLOCK)
         signal(SIGPIPE, SIG_IGN)
+        let sweeper = poller.startSweeping()
+        if sweeper != 0 { throw .threadFailed(sweeper) }
         for _ in 0..<threadCount {
             running.add(1, ordering: .relaxed)
             let box = Unmanaged.passRetained(self)
             var thread = pthread_t()
             let created = pthread_create(&thread, nil, { argument in
                 let server = Unmanaged<FastCGIServer>.fromOpaque(argument!).takeRetainedValue()
-                server.acceptLoop()
+                server.requestLoop()
                 return nil
             }, box.toOpaque())
             if created != 0 {
@@ -94,11 +99,21 @@ public final class FastCGIServer: @unchecked Sendable {
         }
     }
 
-    /// Stops accepting. Requests in flight run to their end; `waitUntilStopped` waits for them.
+    /// New limits for the connections kept from now on (a reload).
+    public func update(_ limits: ConnectionLimits) {
+        poller.update(Self.fitted(limits))
+    }
+
+    /// Closes the idle kept connections (nginx opens new ones as it needs them); returns how many.
+    @discardableResult
+    public func closeIdleConnections() -> Int {
+        poller.closeIdle()
+    }
+
+    /// Stops accepting and closes the idle connections. Requests in flight run to their end and
+    /// their connections are closed then; `waitUntilStopped` waits for them.
     public func stop() {
-        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        var one: UInt64 = 1
-        _ = write(wakeFd, &one, 8)
+        poller.stop()
     }
 
     /// Waits until every thread has left, or `timeout` passed; true when all left.
@@ -111,78 +126,85 @@ public final class FastCGIServer: @unchecked Sendable {
         return true
     }
 
-    private func acceptLoop() {
+    /// A bound the process can hold: each connection is a descriptor, and the soft limit
+    /// (1024 under systemd unless raised) is lifted to the hard one first.
+    private static func fitted(_ limits: ConnectionLimits) -> ConnectionLimits {
+        var files = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &files)
+        if files.rlim_cur < files.rlim_max {
+            files.rlim_cur = files.rlim_max
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &files)
+            getrlimit(Int32(RLIMIT_NOFILE.rawValue), &files)
+        }
+        var fitted = limits
+        // Room for the store, logs, upstream clients and the listener.
+        let room = files.rlim_cur >= rlim_t(Int.max) ? Int.max : Int(files.rlim_cur) - 256
+        fitted.maxConnections = max(1, min(limits.maxConnections, room))
+        return fitted
+    }
+
+    private func requestLoop() {
         defer { running.subtract(1, ordering: .releasing) }
         hooks.started()
         defer { hooks.idle() }
-        let poller = epoll_create1(Int32(EPOLL_CLOEXEC))
-        defer { close(poller) }
-        var listenEvent = epoll_event()
-        listenEvent.events = EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue
-        listenEvent.data.fd = listener.fd
-        epoll_ctl(poller, EPOLL_CTL_ADD, listener.fd, &listenEvent)
-        var wakeEvent = epoll_event()
-        wakeEvent.events = EPOLLIN.rawValue
-        wakeEvent.data.fd = wakeFd
-        epoll_ctl(poller, EPOLL_CTL_ADD, wakeFd, &wakeEvent)
-
         let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
         defer { request.deallocate() }
         FCGX_InitRequest(request, -1, 0)
-        var ready = [epoll_event](repeating: epoll_event(), count: 2)
+        let window = UnsafeMutableRawBufferPointer.allocate(byteCount: ConnectionPoller.window, alignment: 8)
+        defer { window.deallocate() }
 
-        while !stopping.load(ordering: .acquiring) {
-            let connection = accept(listener.fd, nil, nil)
-            if connection >= 0 {
-                serve(connection, request)
-                continue
-            }
-            switch errno {
-            case EAGAIN, EWOULDBLOCK:
-                hooks.idle()
-                _ = epoll_wait(poller, &ready, 2, -1)
-            case EINTR, ECONNABORTED, EPROTO:
-                continue
-            default:
-                // EMFILE and kin: back off instead of spinning, the pool's other workers still serve.
-                usleep(10_000)
+        while let claimed = poller.next(idle: hooks.idle) {
+            var next: Connection? = claimed
+            while let connection = next, poller.examine(connection, buffer: window) {
+                next = poller.release(connection, serve(connection, request, scratch: window))
             }
         }
     }
 
-    private func serve(_ connection: Int32, _ request: UnsafeMutablePointer<FCGX_Request>) {
-        var timeout = timeval(tv_sec: ioTimeoutSeconds, tv_usec: 0)
-        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    /// Reads and answers the one request buffered on `connection`.
+    private func serve(_ connection: Connection, _ request: UnsafeMutablePointer<FCGX_Request>,
+                       scratch: UnsafeMutableRawBufferPointer) -> ConnectionTable.Outcome {
         inFlight.add(1, ordering: .relaxed)
         defer { inFlight.subtract(1, ordering: .relaxed) }
 
-        // FCGX_Accept_r skips its own accept when ipcFd is set; keepConnection stops the
-        // FCGX_Finish_r it runs first from closing the connection just handed over.
-        request.pointee.ipcFd = connection
+        // FCGX_Accept_r skips its own accept when ipcFd is set, and keepConnection stops the
+        // FCGX_Finish_r it runs first from closing the connection just handed over. Detached:
+        // should libfcgi close the connection after all (a request it refuses), it closes it
+        // at once instead of shutting it down and reading on for up to 2 s.
+        request.pointee.ipcFd = connection.fd
         request.pointee.keepConnection = 1
+        request.pointee.detached = 1
         guard FCGX_Accept_r(request) == 0 else {
-            // libfcgi closed the connection after a protocol error.
             request.pointee.ipcFd = -1
-            return
+            return .closedByLibrary
         }
-        let exchange = FastCGIExchange(connection: connection, requestId: request.pointee.requestId)
+        // Set by FCGX_Accept_r from the begin record's FCGI_KEEP_CONN flag.
+        let keepAsked = request.pointee.keepConnection != 0
+        let exchange = FastCGIExchange(connection: connection.fd, requestId: request.pointee.requestId)
         let response = responder(FastCGIRequest(raw: request, exchange: exchange))
-        let out = request.pointee.out!
-        if exchange.finish(),
-           !ResponseRecords.write(head: response.head(), body: response.body, requestId: request.pointee.requestId, to: connection) {
-            out.pointee.FCGI_errno = errno
+        // An early answer shut the connection down: it must not go back to the poller.
+        var keep = exchange.finish()
+            && ResponseRecords.write(head: response.head(), body: response.body, requestId: request.pointee.requestId, to: connection.fd)
+            && keepAsked
+        if keep {
+            // The next request must start at a record boundary: read what the responder left of
+            // the body (it is buffered, or arriving from nginx under the read deadline).
+            keep = Self.skipRestOfBody(request.pointee.in, scratch: scratch)
         }
-        // The stream's records are written: FCGX_Finish_r must not write them again.
-        out.pointee.wasFCloseCalled = 1
-        out.pointee.isClosed = 1
-        FCGX_Finish_r(request)
-        if request.pointee.ipcFd >= 0 {
-            // nginx asked to keep the connection; an idle kept connection would pin this thread.
-            close(request.pointee.ipcFd)
-            request.pointee.ipcFd = -1
-        }
+        // The answer's records are written: free the streams and params without writing or closing.
+        FCGX_Free(request, 0)
+        request.pointee.ipcFd = -1
         served.add(1, ordering: .relaxed)
+        return keep ? .keep : .close
+    }
+
+    private static func skipRestOfBody(_ stream: UnsafeMutablePointer<FCGX_Stream>?, scratch: UnsafeMutableRawBufferPointer) -> Bool {
+        guard let stream else { return false }
+        let into = scratch.baseAddress!.assumingMemoryBound(to: CChar.self)
+        while FCGX_HasSeenEOF(stream) == 0 {
+            if FCGX_GetStr(into, Int32(scratch.count), stream) <= 0 { break }
+        }
+        return FCGX_GetError(stream) == 0 && FCGX_HasSeenEOF(stream) != 0
     }
 }
 

@@ -24,7 +24,8 @@ public final class Worker: Sendable {
             started: { LogOutput.shared.bufferCurrentThread() },
             idle: { LogOutput.shared.flushCurrentThread() }
         )
-        self.server = FastCGIServer(listener: listener, threads: services.settings.threads, hooks: logHooks) { [services] request in
+        self.server = FastCGIServer(listener: listener, threads: services.settings.threads, limits: services.settings.connectionLimits,
+                                    hooks: logHooks) { [services] request in
             Worker.respond(to: request, router: routes, services: services)
         }
         let server = self.server
@@ -76,7 +77,13 @@ public final class Worker: Sendable {
             for feature in features { applications.append(try feature.prepareReload(settings.reader)) }
             for apply in applications { apply() }
             services.replace(settings)
-            services.logger.notice("configuration reloaded", metadata: ["generation": "\(services.configGeneration)"])
+            server.update(settings.connectionLimits)
+            // A reloading worker lets go of its idle kept connections, as a stopping one does;
+            // nginx retries a request that meets one closed under it.
+            let closed = server.closeIdleConnections()
+            services.logger.notice("configuration reloaded", metadata: [
+                "generation": "\(services.configGeneration)", "idleConnectionsClosed": "\(closed)",
+            ])
             notifier.notify("READY=1\nSTATUS=serving, configuration generation \(services.configGeneration)")
         } catch {
             logger.error("reload refused, keeping the running configuration", metadata: ["error": "\(error)"])

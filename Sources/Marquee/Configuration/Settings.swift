@@ -1,4 +1,5 @@
 import Crypto
+import FastCGI
 import Foundation
 import LMDBStore
 
@@ -12,6 +13,8 @@ public struct Settings: Sendable {
     public var threads: Int
     public var maxBodyBytes: Int
     public var drainTime: Duration
+    /// The connections kept open between requests: bound, idle timeout, read deadline (reloadable).
+    public var connectionLimits: ConnectionLimits
     public var logLevel: LogLevelSetting
     /// The SHA-256 of MARQUEE_ADMIN_TOKEN, hashed once here rather than per admin request;
     /// the token itself is kept nowhere.
@@ -55,6 +58,14 @@ public struct Settings: Sendable {
         threads = try reader.int("MARQUEE_THREADS", default: 8, range: 1...256)
         maxBodyBytes = try reader.int("MARQUEE_MAX_BODY_BYTES", default: 1 << 20, range: 1...(64 << 20))
         drainTime = try reader.seconds("MARQUEE_DRAIN_SECONDS", default: .seconds(10), range: 0...600)
+        connectionLimits = ConnectionLimits(
+            maxConnections: try reader.int("MARQUEE_FASTCGI_MAX_CONNECTIONS", default: 1024, range: 16...1_000_000),
+            idleTimeout: try reader.seconds("MARQUEE_FASTCGI_IDLE_TIMEOUT", default: .seconds(60), range: 0.5...3600),
+            readDeadline: try reader.seconds("MARQUEE_FASTCGI_READ_DEADLINE", default: .seconds(3), range: 0.1...60)
+        )
+        if connectionLimits.maxConnections <= threads {
+            throw SettingsError(variable: "MARQUEE_FASTCGI_MAX_CONNECTIONS", problem: "must be above MARQUEE_THREADS (\(threads))")
+        }
         logLevel = try reader.choice("MARQUEE_LOG_LEVEL", default: LogLevelSetting.info)
         let token = reader.string("MARQUEE_ADMIN_TOKEN")
         if let token, token.count < 16 {

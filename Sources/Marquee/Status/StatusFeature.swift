@@ -28,6 +28,7 @@ public struct StatusFeature: Feature {
                 "startedAt": .string(ISO8601DateFormatter().string(from: services.startedAtDate)),
                 "requests": .object(["served": .int(counters.served), "inFlight": .int(counters.inFlight)]),
                 "threads": .object(["total": .int(counters.threads), "busy": .int(counters.inFlight)]),
+                "connections": .int(counters.connections),
                 "config": .object([
                     "generation": .int(services.configGeneration),
                     "maxBodyBytes": .int(settings.maxBodyBytes),

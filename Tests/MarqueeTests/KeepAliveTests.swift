@@ -1,0 +1,371 @@
+@testable import FastCGI
+import Foundation
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// nginx keeps its FastCGI connections (`fastcgi_keep_conn on`, an upstream `keepalive` pool),
+/// and no number of idle or half-sent connections can take the workers' threads.
+@Suite("Kept FastCGI connections", .serialized)
+struct KeepAliveTests {
+    @Test("2,000 idle and 500 half-record connections to the worker socket: health answers 200 within 100 ms throughout, and each is closed by its deadline or the bound")
+    func floodOfIdleAndHalfSentConnections() async throws {
+        try Self.ensureOpenFiles(3_500)
+        let idleTimeout = 8.0, readDeadline = 1.0, bound = 600
+        let stack = try await Stack("keepalive-flood", workers: 2, environment: [
+            "MARQUEE_THREADS": "4", "MARQUEE_LOG_LEVEL": "warning",
+            "MARQUEE_FASTCGI_MAX_CONNECTIONS": "\(bound)", "MARQUEE_FASTCGI_IDLE_TIMEOUT": "\(idleTimeout)",
+            "MARQUEE_FASTCGI_READ_DEADLINE": "\(readDeadline)",
+        ])
+        defer { stack.stop() }
+        let probe = LatencyProbe(raw: stack.raw)
+        defer { probe.stop() }
+
+        let started = ContinuousClock.now
+        var idle: [Int32] = []
+        var half: [Int32: ContinuousClock.Instant] = [:]
+        defer { for fd in idle + Array(half.keys) { close(fd) } }
+        for _ in 0..<2_000 { idle.append(try Self.connect(stack.socketPath)) }
+        // Half of a begin record: its header and half its body.
+        let halfRecord: [UInt8] = [1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0]
+        for _ in 0..<500 {
+            let fd = try Self.connect(stack.socketPath)
+            let written = halfRecord.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            try #require(written == halfRecord.count)
+            half[fd] = ContinuousClock.now
+        }
+
+        let closedAt = Self.waitForEndOfFile(idle + Array(half.keys), within: .seconds(idleTimeout + 15))
+        let answers = probe.stop()
+
+        #expect(closedAt.count == 2_500, "\(2_500 - closedAt.count) connections still open \(idleTimeout + 15) s on")
+        let lateHalf = half.filter { fd, sent in closedAt[fd].map { $0 - sent > .seconds(readDeadline + 4) } ?? true }
+        #expect(lateHalf.isEmpty, "\(lateHalf.count) half-record connections outlived the \(readDeadline) s read deadline by more than 4 s")
+        // Each worker holds at most `bound`: before any idle timeout could pass, the bound alone
+        // closed at least the 2,500 less what the two workers may hold, less the 500 half ones.
+        let closedByBound = idle.filter { closedAt[$0].map { $0 - started < .seconds(idleTimeout) } ?? false }.count
+        #expect(closedByBound >= 2_500 - 2 * bound - 500, "only \(closedByBound) idle connections closed by the bound")
+
+        let failed = answers.filter { $0.status != 200 }
+        let slow = answers.filter { $0.elapsed > .milliseconds(100) }
+        let worst = answers.map(\.elapsed).max() ?? .zero
+        #expect(answers.count >= 50, "only \(answers.count) health requests were made")
+        #expect(failed.isEmpty, "health answered \(failed.map(\.status)) during the flood")
+        // A loaded test machine may delay a few; a thread pinned by the flood would delay all (5 s before).
+        #expect(slow.count * 20 <= answers.count, "\(slow.count) of \(answers.count) health answers took over 100 ms (worst \(worst))")
+        #expect(worst < .seconds(1), "the slowest health answer took \(worst)")
+        print("flood: \(answers.count) health answers, \(slow.count) over 100 ms, worst \(worst); \(closedByBound) idle closed by the bound")
+    }
+
+    @Test("nginx with its keep-alive pool full of idle connections, then a burst of 5,000 requests: every one answered 2xx")
+    func burstOnAFullPool() async throws {
+        let stack = try await Stack("keepalive-burst", workers: 2, environment: [
+            "MARQUEE_THREADS": "4", "MARQUEE_LOG_LEVEL": "warning", "MARQUEE_FASTCGI_KEEPALIVE": "32",
+        ])
+        defer { stack.stop() }
+        _ = Self.burst(stack.raw, path: "/api/v1/health", count: 256, lanes: 64)
+        try await Task.sleep(for: .milliseconds(300))
+        // The pool is idle and full: the workers hold nginx's kept connections, each without a thread.
+        let held = try await Self.connectionsHeld(stack)
+        #expect(held.values.reduce(0, +) >= 16, "the workers hold \(held) connections; nginx keeps 32")
+
+        let statuses = Self.burst(stack.raw, path: "/api/v1/health", count: 5_000, lanes: 64)
+        let failed = statuses.filter { !(200..<300).contains($0) }
+        #expect(statuses.count == 5_000)
+        #expect(failed.isEmpty, "\(failed.count) of 5,000 answers were not 2xx: \(Set(failed))")
+    }
+
+    @Test("workers closing kept connections by their idle timeout and bound under nginx: every request still answered 200")
+    func closedUnderNginx() async throws {
+        let log = TestPaths.temporaryDirectory("keepalive-access").appendingPathComponent("access.log")
+        defer { try? FileManager.default.removeItem(at: log.deletingLastPathComponent()) }
+        let stack = try await Stack("keepalive-closed", workers: 2, environment: [
+            "MARQUEE_THREADS": "4", "MARQUEE_LOG_LEVEL": "warning", "MARQUEE_FASTCGI_KEEPALIVE": "64",
+            "MARQUEE_FASTCGI_MAX_CONNECTIONS": "16", "MARQUEE_FASTCGI_IDLE_TIMEOUT": "0.5",
+        ], renderArguments: ["--access-log", log.path])
+        defer { stack.stop() }
+        var statuses: [Int] = []
+        for round in 0..<6 {
+            // Fill nginx's pool past what the workers keep, then let the idle timeout close them.
+            statuses += Self.burst(stack.raw, path: "/api/v1/health", count: 600, lanes: round % 2 == 0 ? 6 : 24)
+            try await Task.sleep(for: .milliseconds(700))
+            statuses += Self.burst(stack.raw, path: "/api/v1/health", count: 100, lanes: 1)
+        }
+        let failed = statuses.filter { $0 != 200 }
+        #expect(failed.isEmpty, "\(failed.count) of \(statuses.count) answers were not 200: \(Set(failed))")
+        let retried = try Self.retriedLines(log)
+        print("closed under nginx: \(statuses.count) requests, \(retried.count) retried by nginx on a new connection")
+    }
+
+    @Test("kill -9 of a worker with requests in flight on kept connections: nginx retries them on the other worker, and its next requests succeed")
+    func killedWorker() async throws {
+        let log = TestPaths.temporaryDirectory("keepalive-kill").appendingPathComponent("access.log")
+        defer { try? FileManager.default.removeItem(at: log.deletingLastPathComponent()) }
+        let stack = try await Stack("keepalive-kill", workers: 2, environment: [
+            "MARQUEE_THREADS": "4", "MARQUEE_LOG_LEVEL": "warning", "MARQUEE_FASTCGI_KEEPALIVE": "64",
+        ], renderArguments: ["--access-log", log.path])
+        defer { stack.stop() }
+        // Both workers hold kept connections, more than the sleeping requests below will take.
+        _ = Self.burst(stack.raw, path: "/api/v1/health", count: 400, lanes: 32)
+        let held = try await Self.connectionsHeld(stack)
+        try #require(held.count == 2, "one worker answered every status request: \(held)")
+
+        let sleepers = Collected<Int>()
+        let raw = stack.raw
+        let lanes = (0..<6).map { _ in
+            JoinableThread {
+                sleepers.append((try? raw.send("GET", "/api/v1/test/sleep?ms=1500", headerList: []).status) ?? 0)
+            }
+        }
+        // The victim is a worker busy with a sleeping request (the status request is the other busy thread).
+        var victim: Int?
+        for _ in 0..<40 where victim == nil {
+            try await Task.sleep(for: .milliseconds(25))
+            if let status = try? await stack.client.get("/api/v1/status").json(),
+               let threads = status["threads"] as? [String: Any], let busy = threads["busy"] as? Int, busy >= 2 {
+                victim = status["pid"] as? Int
+            }
+        }
+        let worker = try #require(stack.workers.first { Int($0.pid) == victim }, "no worker showed a sleeping request in flight")
+        worker.signal(SIGKILL)
+        _ = worker.waitForExit(timeout: .seconds(5))
+        for lane in lanes { lane.join(timeout: .seconds(30)) }
+        let sleeping = sleepers.items
+        #expect(sleeping == [200, 200, 200, 200, 200, 200], "the sleeping requests got \(sleeping)")
+
+        let next = Self.burst(stack.raw, path: "/api/v1/health", count: 300, lanes: 8)
+        #expect(next.allSatisfy { $0 == 200 }, "after the kill: \(next.filter { $0 != 200 }.count) of 300 failed")
+        let retried = try Self.retriedLines(log).filter { $0.contains("/api/v1/test/sleep") }
+        #expect(!retried.isEmpty, "no sleeping request shows a second upstream try in the access log")
+        #expect(retried.allSatisfy { $0.contains("\" 200 ") }, "retried: \(retried)")
+    }
+
+    @Test("SIGHUP and a rolling SIGTERM of every worker with kept connections: 0 failed requests in a 10 s load run")
+    func reloadAndRollingRestart() async throws {
+        let wrk = try #require(["/usr/bin/wrk", "/usr/local/bin/wrk"].first { FileManager.default.isExecutableFile(atPath: $0) },
+                               "wrk is not installed (deploy/test installs it)")
+        let stack = try await Stack("keepalive-rolling", workers: 2, environment: [
+            "MARQUEE_THREADS": "4", "MARQUEE_LOG_LEVEL": "warning", "MARQUEE_FASTCGI_KEEPALIVE": "32",
+        ])
+        defer { stack.stop() }
+        let load = try ChildProcess("wrk", executable: wrk,
+                                    arguments: ["-t2", "-c32", "-d10s", "--timeout", "5s", "http://127.0.0.1:\(stack.port)/api/v1/health"],
+                                    logDirectory: stack.directory)
+        defer { load.stop() }
+        try await Task.sleep(for: .seconds(1.5))
+        for worker in stack.workers { worker.signal(SIGHUP) }
+        try await Task.sleep(for: .seconds(1.5))
+        let originals = stack.workers
+        for worker in originals {
+            // A replacement first, as systemd's socket keeps the pool served; then the old one stops.
+            try stack.startWorker()
+            try await Task.sleep(for: .seconds(1))
+            worker.signal(SIGTERM)
+            let status = worker.waitForExit(timeout: .seconds(15))
+            #expect(status == 0, "worker \(worker.pid) exited \(String(describing: status))")
+            try await Task.sleep(for: .seconds(1))
+        }
+        for worker in stack.workers where worker.isRunning { worker.signal(SIGHUP) }
+        let exit = load.waitForExit(timeout: .seconds(30))
+        let output = load.log
+        try #require(exit == 0, "wrk: \(output)")
+        let requests = Self.firstNumber(after: " requests in ", in: output, backwards: true) ?? 0
+        let non2xx = Self.firstNumber(after: "Non-2xx or 3xx responses:", in: output) ?? 0
+        let socketErrors = output.split(separator: "\n").first { $0.contains("Socket errors:") }
+            .map { line in line.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }.reduce(0, +) } ?? 0
+        print(output)
+        #expect(requests > 1_000, "wrk made only \(requests) requests")
+        #expect(non2xx == 0 && socketErrors == 0, "\(non2xx) non-2xx answers and \(socketErrors) socket errors of \(requests)")
+    }
+
+    @Test("the record scan: whole requests, heads whose body is arriving, partial and malformed ones")
+    func requestFraming() {
+        func record(_ type: UInt8, _ content: [UInt8], id: UInt8 = 1) -> [UInt8] {
+            [1, type, 0, id, UInt8(content.count >> 8), UInt8(content.count & 0xff), 0, 0] + content
+        }
+        let begin = record(1, [0, 1, 1, 0, 0, 0, 0, 0])
+        let params = record(4, [4, 3] + Array("NAMEval".utf8)) + record(4, [])
+        let body = record(5, Array("hello".utf8))
+        func scan(_ bytes: [UInt8]) -> RequestFraming { bytes.withUnsafeBytes { RequestFraming.scan($0) } }
+
+        #expect(scan(begin + params + body + record(5, [])) == .complete(keepConnection: true))
+        #expect(scan(record(1, [0, 1, 0, 0, 0, 0, 0, 0]) + params + record(5, [])) == .complete(keepConnection: false))
+        #expect(scan(begin + params + body) == .headComplete(keepConnection: true))
+        #expect(scan(begin + params) == .headComplete(keepConnection: true))
+        #expect(scan(Array((begin + params).dropLast(3))) == .incomplete)
+        #expect(scan(Array(begin.prefix(12))) == .incomplete)
+        #expect(scan([]) == .incomplete)
+        #expect(scan(record(4, [])) == .malformed, "no begin record first")
+        #expect(scan(record(1, [0, 2, 1, 0, 0, 0, 0, 0]) + params) == .malformed, "not the responder role")
+        #expect(scan(begin + record(4, [], id: 2)) == .malformed, "another request id")
+        #expect(scan(begin + record(5, [])) == .malformed, "a body before the params ended")
+        // A name length near INT_MAX aborts libfcgi; it never reaches it.
+        #expect(scan(begin + record(4, [0xff, 0xff, 0xff, 0xf0, 1]) + record(4, [])) == .malformed)
+        #expect(scan(begin + record(4, [4]) + record(4, [])) == .malformed, "params ended inside a pair")
+    }
+
+    // MARK: - Support
+
+    /// How many connections each worker holds, from the status pages of both.
+    private static func connectionsHeld(_ stack: Stack) async throws -> [Int: Int] {
+        var held: [Int: Int] = [:]
+        for _ in 0..<40 where held.count < stack.workers.count {
+            if let status = try? await stack.client.get("/api/v1/status").json(), let pid = status["pid"] as? Int,
+               let connections = status["connections"] as? Int {
+                held[pid] = connections
+            }
+        }
+        return held
+    }
+
+    /// `count` GETs of `path` through nginx over `lanes` threads, a connection each; their statuses (0: no answer).
+    private static func burst(_ raw: RawHTTP, path: String, count: Int, lanes: Int) -> [Int] {
+        let statuses = Collected<Int>()
+        let taken = Collected<Bool>()
+        let threads = (0..<lanes).map { _ in
+            JoinableThread {
+                while taken.appendIfBelow(true, count) {
+                    statuses.append((try? raw.send("GET", path, headerList: [], timeout: 10).status) ?? 0)
+                }
+            }
+        }
+        for thread in threads { thread.join(timeout: .seconds(300)) }
+        return statuses.items
+    }
+
+    /// Access log lines of requests nginx sent to the pool more than once ($upstream_response_time
+    /// then lists one time per try).
+    private static func retriedLines(_ log: URL) throws -> [String] {
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map(String.init).filter { line in
+            guard let start = line.range(of: " urt="), let end = line.range(of: " limit=", range: start.upperBound..<line.endIndex) else {
+                return false
+            }
+            return line[start.upperBound..<end.lowerBound].contains(", ")
+        }
+    }
+
+    private static func firstNumber(after marker: String, in text: String, backwards: Bool = false) -> Int? {
+        guard let range = text.range(of: marker) else { return nil }
+        if backwards {
+            return text[..<range.lowerBound].split(separator: " ").last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        }
+        return text[range.upperBound...].split(separator: "\n").first.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+    }
+
+    /// Raises this process's soft limit on open files to `needed`, within the hard limit.
+    private static func ensureOpenFiles(_ needed: Int) throws {
+        var files = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &files)
+        if files.rlim_cur < rlim_t(needed) {
+            files.rlim_cur = min(files.rlim_max, rlim_t(needed))
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &files)
+            getrlimit(Int32(RLIMIT_NOFILE.rawValue), &files)
+        }
+        try #require(files.rlim_cur >= rlim_t(needed), "open files limited to \(files.rlim_cur); the test needs \(needed)")
+    }
+
+    private static func connect(_ path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw StackError("socket: errno \(errno)") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8.prefix($0.count - 1)) + [0]) }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw StackError("connect \(path): errno \(errno)")
+        }
+        return fd
+    }
+
+    /// Waits until the worker closed each of `fds` (end of file or a reset); when each was seen closed.
+    private static func waitForEndOfFile(_ fds: [Int32], within timeout: Duration) -> [Int32: ContinuousClock.Instant] {
+        var closedAt: [Int32: ContinuousClock.Instant] = [:]
+        var open = fds
+        let deadline = ContinuousClock.now + timeout
+        var byte: UInt8 = 0
+        while !open.isEmpty && ContinuousClock.now < deadline {
+            var polled = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            guard poll(&polled, nfds_t(polled.count), 100) > 0 else { continue }
+            let now = ContinuousClock.now
+            for entry in polled where entry.revents != 0 {
+                let count = recv(entry.fd, &byte, 1, Int32(MSG_DONTWAIT))
+                if count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { closedAt[entry.fd] = now }
+            }
+            open.removeAll { closedAt[$0] != nil }
+        }
+        return closedAt
+    }
+}
+
+/// Health through nginx, one request after another on a thread of its own, each timed.
+private final class LatencyProbe: Sendable {
+    struct Answer: Sendable {
+        var status: Int
+        var elapsed: Duration
+    }
+
+    private let answers = Collected<Answer>()
+    private let stopped = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(raw: RawHTTP) {
+        Thread { [self] in
+            while !stopped.load(ordering: .relaxed) {
+                let start = ContinuousClock.now
+                let status = (try? raw.send("GET", "/api/v1/health", headerList: [], timeout: 10).status) ?? 0
+                answers.append(Answer(status: status, elapsed: ContinuousClock.now - start))
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            finished.signal()
+        }.start()
+    }
+
+    /// Stops probing once the request under way answered; every answer.
+    @discardableResult
+    func stop() -> [Answer] {
+        if !stopped.exchange(true, ordering: .relaxed) { _ = finished.wait(timeout: .now() + 15) }
+        return answers.items
+    }
+}
+
+/// Items appended from several threads.
+final class Collected<Item: Sendable>: Sendable {
+    private let storage = Mutex<[Item]>([])
+
+    var items: [Item] { storage.withLock { $0 } }
+
+    func append(_ item: Item) {
+        storage.withLock { $0.append(item) }
+    }
+
+    /// Appends unless `limit` items are there already; whether it did.
+    func appendIfBelow(_ item: Item, _ limit: Int) -> Bool {
+        storage.withLock { items in
+            guard items.count < limit else { return false }
+            items.append(item)
+            return true
+        }
+    }
+}
+
+/// A thread running `body` at once, to `join` later.
+final class JoinableThread: Sendable {
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ body: @escaping @Sendable () -> Void) {
+        Thread { [done] in
+            body()
+            done.signal()
+        }.start()
+    }
+
+    func join(timeout: Duration) {
+        _ = done.wait(timeout: .now() + .milliseconds(Int(timeout.components.seconds * 1000)))
+    }
+}
