@@ -26,12 +26,27 @@ public struct Request {
     /// nginx's `$request_id`, which its config passes as X-Request-Id in place of any client's.
     /// It goes back out in a header and into the log, so anything but a short token is dropped.
     public var requestId: String? {
-        guard let id = header("X-Request-Id"), (1...64).contains(id.utf8.count),
-              id.utf8.allSatisfy({ Self.requestIdBytes.contains($0) }) else { return nil }
+        // The param by its FastCGI name: `header` would build the name anew on every request.
+        guard let id = fastCGI.param("HTTP_X_REQUEST_ID"), Self.isRequestId(id) else { return nil }
         return id
     }
 
-    private static let requestIdBytes = Set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.".utf8)
+    /// 1 to 64 of [0-9A-Za-z._-]. Byte ranges, not a Set: hashing each byte cost a request
+    /// a tenth of its instructions.
+    static func isRequestId(_ id: String) -> Bool {
+        let bytes = id.utf8
+        guard (1...64).contains(bytes.count) else { return false }
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+                continue
+            default:
+                return false
+            }
+        }
+        return true
+    }
 
     /// The query string decoded; the first of repeated names wins.
     public var query: [String: String] { QueryString.decode(fastCGI.queryString) }
