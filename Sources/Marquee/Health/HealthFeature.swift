@@ -53,7 +53,8 @@ public struct HealthFeature: Feature {
     /// the threads count as all stuck when every other one is.
     static func failure(_ services: Services) -> String? {
         do {
-            _ = try services.store.get(StoreProbe.key)
+            // Read in place: whether the store reads is the question, not the bytes.
+            _ = try services.store.withValue(StoreProbe.key) { _ in () }
         } catch {
             return "store: \(error)"
         }
