@@ -24,8 +24,8 @@ import Glibc
 ///   that are already whole, so a flood of idle, partial or stalled-body connections leaves
 ///   them free for the requests that are complete: health stays answered.
 /// - The connections held are bounded (`ConnectionLimits.maxConnections`): to admit a new one
-///   past it, the oldest idle one is closed (one with nothing buffered first), else the oldest
-///   partial one, else the new one.
+///   past it, the oldest idle one is closed (a kept one with nothing buffered first), else the
+///   oldest partial one, else the new one.
 ///
 /// What the argument does not cover: a peer that sends whole requests and never reads the
 /// answers is served like nginx, and its writes wait the write timeout. The socket must be
@@ -159,13 +159,13 @@ final class ConnectionPoller: @unchecked Sendable {
         return release.next
     }
 
-    /// Closes every idle connection with nothing buffered; one whose next request arrived
+    /// Closes every kept idle connection with nothing buffered; one whose next request arrived
     /// meanwhile is served first. Returns how many were closed.
     @discardableResult
     func closeIdle() -> Int {
         var closing: [Int32] = []
         shared.withLock { shared in
-            for connection in shared.table.idleConnections() where Self.isQuiet(connection.fd) {
+            for connection in shared.table.idleConnections(keptOnly: true) where Self.isQuiet(connection.fd) {
                 shared.table.remove(connection)
                 closing.append(connection.fd)
             }
@@ -174,22 +174,20 @@ final class ConnectionPoller: @unchecked Sendable {
         return closing.count
     }
 
-    /// Stops accepting; closes the idle and the partial connections. Busy ones finish their
-    /// request and are closed then; `next` returns nil once none is left.
+    /// Stops accepting, and closes the kept idle connections with nothing buffered. Busy ones
+    /// finish their request; partial and fresh ones get the read deadline to complete theirs.
+    /// Each is closed after its answer, and `next` returns nil once none is left.
     func stop() {
         var closing: [Int32] = []
         let drained = shared.withLock { shared in
             guard !shared.stopping else { return false }
             shared.stopping = true
             epoll_ctl(epoll, EPOLL_CTL_DEL, listener, nil)
-            for connection in shared.table.idleConnections() where Self.isQuiet(connection.fd) {
+            for connection in shared.table.idleConnections(keptOnly: true) where Self.isQuiet(connection.fd) {
                 shared.table.remove(connection)
                 closing.append(connection.fd)
             }
-            for connection in shared.table.incompleteConnections() {
-                shared.table.remove(connection)
-                closing.append(connection.fd)
-            }
+            shared.table.holdFreshIdleToDeadline(now: Self.now())
             return shared.table.count == 0
         }
         for fd in closing { close(fd) }
@@ -210,13 +208,9 @@ final class ConnectionPoller: @unchecked Sendable {
         }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         var evicted: [Int32] = []
+        var readDeadline = Duration.zero
         let connection: Connection? = shared.withLock { shared in
-            let readDeadline = shared.limits.readDeadline
-            var timeout = timeval(tv_sec: Int(readDeadline.components.seconds),
-                                  tv_usec: Int(readDeadline.components.attoseconds / 1_000_000_000_000))
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var writeTimeout = timeval(tv_sec: writeTimeoutSeconds, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &writeTimeout, socklen_t(MemoryLayout<timeval>.size))
+            readDeadline = shared.limits.readDeadline
             while shared.table.count >= shared.limits.maxConnections {
                 guard let victim = Self.victim(in: shared.table) else { return nil }
                 shared.table.remove(victim)
@@ -225,17 +219,28 @@ final class ConnectionPoller: @unchecked Sendable {
             return shared.table.adopt(fd, now: Self.now())
         }
         for victim in evicted { close(victim) }
-        if connection == nil { close(fd) }
+        guard let connection else {
+            close(fd)
+            return nil
+        }
+        // Reads wait at most the read deadline: only a body that is still arriving is ever read
+        // from a socket that has nothing buffered.
+        var timeout = timeval(tv_sec: Int(readDeadline.components.seconds),
+                              tv_usec: Int(readDeadline.components.attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var writeTimeout = timeval(tv_sec: writeTimeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &writeTimeout, socklen_t(MemoryLayout<timeval>.size))
         return connection
     }
 
-    /// The connection to close for a new one past the bound: among the oldest idle ones one
-    /// with nothing buffered (nginx may be sending on the others right now), else the oldest
-    /// partial one, else the oldest idle one.
+    /// The connection to close for a new one past the bound: among the oldest kept idle ones
+    /// one with nothing buffered (nginx retries a request that meets it closed), else the
+    /// oldest partial one, else the oldest idle one, with nothing buffered if it can.
     private static func victim(in table: ConnectionTable) -> Connection? {
+        if let kept = table.idleConnections(limit: 8, keptOnly: true).first(where: { isQuiet($0.fd) }) { return kept }
+        if let partial = table.incompleteConnections(limit: 1).first { return partial }
         let oldestIdle = table.idleConnections(limit: 8)
-        if let quiet = oldestIdle.first(where: { isQuiet($0.fd) }) { return quiet }
-        return table.incompleteConnections(limit: 1).first ?? oldestIdle.first
+        return oldestIdle.first { isQuiet($0.fd) } ?? oldestIdle.first
     }
 
     private static func isQuiet(_ fd: Int32) -> Bool {

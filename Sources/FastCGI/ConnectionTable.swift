@@ -76,6 +76,8 @@ struct ConnectionTable {
         var edgeTriggered = false
         var recheck = false
         var streaming = false
+        /// Answered a request on it already: nginx keeps it.
+        var served = false
     }
 
     private enum List: Int {
@@ -146,23 +148,29 @@ struct ConnectionTable {
             return .close
         case .framing(.complete):
             slots[index].state = .busy
+            slots[index].recheck = false
             return .serve
         case .framing(.headComplete):
             if streaming < streamingLimit {
                 streaming += 1
                 slots[index].streaming = true
                 slots[index].state = .busy
+                slots[index].recheck = false
                 return .serve
             }
             target = .waiting
         case .framing(.incomplete):
             target = .pending
-        case .quiet:
+        case .quiet where !stopping:
             target = .idle
-        }
-        if stopping {
+        case .quiet where slots[index].served:
+            // A stopping worker lets go of a kept connection between requests.
             drop(index)
             return .close
+        case .quiet:
+            // Accepted as the worker stopped: nginx sends its first request right after the
+            // connect, so it gets the read deadline for it rather than a close.
+            target = .pending
         }
         if slots[index].recheck {
             slots[index].recheck = false
@@ -212,6 +220,7 @@ struct ConnectionTable {
         }
         switch outcome {
         case .keep where !stopping:
+            slots[index].served = true
             if case .wait(let arming) = park(index, now: now) { release.arming = arming }
         case .closedByLibrary:
             drop(index)
@@ -230,9 +239,25 @@ struct ConnectionTable {
         return true
     }
 
-    /// Idle connections from the oldest, for the bound and for closing them all.
-    func idleConnections(limit: Int = Int.max) -> [Connection] {
-        connections(in: .idle, limit: limit)
+    /// Idle connections from the oldest, for the bound and for closing them all; `keptOnly`:
+    /// only those that answered a request already. A fresh one is nginx's new connection whose
+    /// first request is on its way, and closing it would fail that request: nginx retries only
+    /// on a connection it had kept.
+    func idleConnections(limit: Int = Int.max, keptOnly: Bool = false) -> [Connection] {
+        connections(in: .idle, limit: limit, where: keptOnly ? { $0.served } : nil)
+    }
+
+    /// A stopping worker gives the fresh idle connections the read deadline for their first
+    /// request, instead of the idle timeout.
+    mutating func holdFreshIdleToDeadline(now: UInt64) {
+        for connection in connections(in: .idle, limit: Int.max, where: { !$0.served }) {
+            let index = Int(connection.fd)
+            unlink(index, from: .idle)
+            slots[index].state = .pending
+            slots[index].firstByte = now
+            slots[index].since = now
+            link(index, to: .pending)
+        }
     }
 
     /// Connections holding part of a request, oldest first: pending, then waiting for a slot.
@@ -269,11 +294,13 @@ struct ConnectionTable {
         return .wait(.oneShot(add: add))
     }
 
-    private func connections(in list: List, limit: Int) -> [Connection] {
+    private func connections(in list: List, limit: Int, where include: ((Slot) -> Bool)? = nil) -> [Connection] {
         var found: [Connection] = []
         var cursor = heads[list.rawValue]
         while cursor >= 0 && found.count < limit {
-            found.append(Connection(fd: cursor, generation: slots[Int(cursor)].generation))
+            if include?(slots[Int(cursor)]) ?? true {
+                found.append(Connection(fd: cursor, generation: slots[Int(cursor)].generation))
+            }
             cursor = slots[Int(cursor)].next
         }
         return found

@@ -89,7 +89,7 @@ struct KeepAliveTests {
         var statuses: [Int] = []
         for round in 0..<6 {
             // Fill nginx's pool past what the workers keep, then let the idle timeout close them.
-            statuses += Self.burst(stack.raw, path: "/api/v1/health", count: 600, lanes: round % 2 == 0 ? 6 : 24)
+            statuses += Self.burst(stack.raw, path: "/api/v1/health", count: 600, lanes: round % 2 == 0 ? 6 : 12)
             try await Task.sleep(for: .milliseconds(700))
             statuses += Self.burst(stack.raw, path: "/api/v1/health", count: 100, lanes: 1)
         }
@@ -204,6 +204,57 @@ struct KeepAliveTests {
         // A name length near INT_MAX aborts libfcgi; it never reaches it.
         #expect(scan(begin + record(4, [0xff, 0xff, 0xff, 0xf0, 1]) + record(4, [])) == .malformed)
         #expect(scan(begin + record(4, [4]) + record(4, [])) == .malformed, "params ended inside a pair")
+    }
+
+    @Test("the connection table: body-reading slots are bounded and handed on, deadlines and the idle timeout close the oldest, stale events are ignored")
+    func connectionTable() {
+        var table = ConnectionTable()
+        let idle = table.adopt(10, now: 1)
+        #expect(table.settle(idle, .quiet, now: 1, streamingLimit: 1, stopping: false) == .wait(.oneShot(add: true)))
+        #expect(table.state(of: idle) == .idle)
+
+        let partial = table.adopt(11, now: 2)
+        #expect(table.settle(partial, .framing(.incomplete), now: 2, streamingLimit: 1, stopping: false) == .wait(.edge(add: true)))
+        #expect(table.claim(partial))
+        // More bytes, still short: it keeps the deadline of its first byte and stays armed.
+        #expect(table.settle(partial, .framing(.incomplete), now: 4, streamingLimit: 1, stopping: false) == .wait(nil))
+
+        let streamed = table.adopt(12, now: 3)
+        #expect(table.settle(streamed, .framing(.headComplete(keepConnection: true)), now: 3, streamingLimit: 1, stopping: false) == .serve)
+        let second = table.adopt(13, now: 3)
+        #expect(table.settle(second, .framing(.headComplete(keepConnection: true)), now: 3, streamingLimit: 1, stopping: false)
+            == .wait(.edge(add: true)), "one body-reading slot only")
+        #expect(table.streaming == 1)
+        let release = table.release(streamed, .keep, now: 5, stopping: false)
+        #expect(release.next == second, "the waiting body gets the slot given back")
+        #expect(release.arming == .oneShot(add: true) && !release.close)
+        #expect(table.state(of: second) == .checking)
+        #expect(table.settle(second, .framing(.headComplete(keepConnection: true)), now: 5, streamingLimit: 1, stopping: false) == .serve)
+        #expect(table.release(second, .close, now: 6, stopping: false).close)
+
+        // A stale event: the descriptor's slot has moved on to a new generation.
+        #expect(!table.claim(Connection(fd: 12, generation: streamed.generation &+ 100)))
+        #expect(table.idleConnections().map(\.fd) == [10, 12])
+        #expect(table.count == 3)
+
+        // The partial one expires 3 after its first byte (2), the idle ones 10 after they went idle (1 and 5).
+        #expect(table.expire(now: 4, idleTimeout: 10, readDeadline: 3) == [])
+        #expect(table.expire(now: 5, idleTimeout: 10, readDeadline: 3) == [11])
+        #expect(table.expire(now: 11, idleTimeout: 10, readDeadline: 3) == [10])
+        #expect(table.expire(now: 15, idleTimeout: 10, readDeadline: 3) == [12])
+        #expect(table.count == 0)
+
+        // A stopping worker lets go of a kept connection between requests, and gives one it
+        // accepted just then the read deadline for its first request.
+        let kept = table.adopt(14, now: 20)
+        #expect(table.settle(kept, .framing(.complete(keepConnection: true)), now: 20, streamingLimit: 1, stopping: false) == .serve)
+        _ = table.release(kept, .keep, now: 21, stopping: false)
+        #expect(table.claim(kept))
+        #expect(table.settle(kept, .quiet, now: 22, streamingLimit: 1, stopping: true) == .close)
+        let late = table.adopt(15, now: 22)
+        #expect(table.settle(late, .quiet, now: 22, streamingLimit: 1, stopping: true) == .wait(.edge(add: true)))
+        #expect(table.expire(now: 25, idleTimeout: 10, readDeadline: 3) == [15])
+        #expect(table.count == 0)
     }
 
     // MARK: - Support
