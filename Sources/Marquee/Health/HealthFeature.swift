@@ -53,8 +53,7 @@ public struct HealthFeature: Feature {
     /// the threads count as all stuck when every other one is.
     static func failure(_ services: Services) -> String? {
         do {
-            // Read in place: whether the store reads is the question, not the bytes.
-            _ = try services.store.withValue(StoreProbe.key) { _ in () }
+            _ = try services.store.get(StoreProbe.key)
         } catch {
             return "store: \(error)"
         }
