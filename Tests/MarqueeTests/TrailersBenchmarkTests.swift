@@ -6,7 +6,7 @@ extension Benchmarks {
     /// for Viaplay and TMDB.
     @Suite("Trailers benchmark")
     struct TrailersBenchmarkTests {
-        @Test("a cached trailer hit through nginx against the C ceiling, by deploy/bench")
+        @Test("a cached trailer hit through nginx against the C ceiling and the Hummingbird peer, by deploy/bench")
         func againstCeiling() async throws {
             let fake = try FakeUpstream()
             defer { fake.stop() }
@@ -15,6 +15,11 @@ extension Benchmarks {
                                    label: "trailers")
             #expect(TrailersFixtures.calls(fake, TrailersFixtures.arrivalPaths) == [1, 1, 1], "every measured request was a hit")
             #expect(try run.ratio(connections: 64) >= 0.85)
+            for connections in [64, 1000] {
+                #expect(try run.peerRatio(connections: connections) >= 1.1,
+                        "cached hit on marquee / health on Hummingbird at \(connections) connections")
+            }
+            #expect(try run.row("marquee", connections: 1000).p99Milliseconds <= 50)
             run.expectMarqueeClean()
         }
 

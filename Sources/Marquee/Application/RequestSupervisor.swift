@@ -41,7 +41,12 @@ final class RequestSupervisor: Sendable {
     /// Requests still running past `limit`.
     func overdue(limit: Duration) -> Int {
         let now = ContinuousClock.now
-        return running.withLock { running in running.values.filter { now - $0.started >= limit }.count }
+        return running.withLock { running in
+            // Counted in place: health asks on every call, and a filtered copy is an allocation.
+            var count = 0
+            for entry in running.values where now - entry.started >= limit { count += 1 }
+            return count
+        }
     }
 
     /// One look at the requests in flight; the worker runs it a few times a second.

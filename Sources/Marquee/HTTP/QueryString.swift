@@ -1,22 +1,27 @@
 /// Decodes `application/x-www-form-urlencoded` query strings: `+` is a space, `%XX` a byte.
 public enum QueryString {
     public static func decode(_ query: String) -> [String: String] {
-        // Over the UTF-8 bytes: splitting a String splits Characters, which cost a cached
-        // trailer hit a seventh of its CPU.
-        var result: [String: String] = [:]
-        let bytes = query.utf8
-        var pairStart = bytes.startIndex
-        while pairStart < bytes.endIndex {
-            let pairEnd = bytes[pairStart...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.endIndex
-            let pair = bytes[pairStart..<pairEnd]
-            pairStart = pairEnd == bytes.endIndex ? pairEnd : bytes.index(after: pairEnd)
-            guard !pair.isEmpty else { continue }
-            let equals = pair.firstIndex(of: UInt8(ascii: "="))
-            guard let name = percentDecoded(pair[..<(equals ?? pair.endIndex)]), !name.isEmpty, result[name] == nil else { continue }
-            let value = equals.map { percentDecoded(pair[bytes.index(after: $0)...]) } ?? ""
-            if let value { result[name] = value }
+        // Over the contiguous UTF-8 bytes by offset: splitting a String splits Characters, and
+        // stepping a Substring's UTF-8 view checks every index; each cost a cached trailer hit
+        // a tenth of its instructions.
+        var query = query
+        return query.withUTF8 { bytes in
+            var result: [String: String] = [:]
+            var pairStart = 0
+            while pairStart < bytes.count {
+                var pairEnd = pairStart
+                while pairEnd < bytes.count && bytes[pairEnd] != UInt8(ascii: "&") { pairEnd += 1 }
+                defer { pairStart = pairEnd + 1 }
+                guard pairEnd > pairStart else { continue }
+                var equals = pairStart
+                while equals < pairEnd && bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+                guard let name = percentDecoded(UnsafeBufferPointer(rebasing: bytes[pairStart..<equals])), !name.isEmpty,
+                      result[name] == nil else { continue }
+                let value = equals < pairEnd ? percentDecoded(UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<pairEnd])) : ""
+                if let value { result[name] = value }
+            }
+            return result
         }
-        return result
     }
 
     /// nil when an escape is malformed or the bytes are not UTF-8.
@@ -25,6 +30,9 @@ public enum QueryString {
     }
 
     static func percentDecoded<Bytes: Collection<UInt8>>(_ text: Bytes) -> String? {
+        if !text.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
+            return String(validating: text, as: UTF8.self)
+        }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.count)
         var iterator = text.makeIterator()

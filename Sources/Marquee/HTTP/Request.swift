@@ -22,19 +22,30 @@ public struct Request {
         self.path = fastCGI.path
         self.route = "unmatched"
         self.parameters = [:]
-        self.requestId = fastCGI.header("X-Request-Id").flatMap { Self.isSafeRequestId($0) ? $0 : nil }
+        // The param by its FastCGI name: `header` would build the name anew on every request.
+        self.requestId = fastCGI.param("HTTP_X_REQUEST_ID").flatMap { Self.isSafeRequestId($0) ? $0 : nil }
         self.maxBodyBytes = maxBodyBytes
     }
 
     public func param(_ name: String) -> String? { fastCGI.param(name) }
     public func header(_ name: String) -> String? { fastCGI.header(name) }
 
-    /// `^[A-Za-z0-9._-]{1,64}$`, the pattern of nginx's map `$marquee_request_id_in`.
+    /// `^[A-Za-z0-9._-]{1,64}$`, the pattern of nginx's map `$marquee_request_id_in`. Byte
+    /// ranges, not a Set: hashing each byte cost a request a tenth of its instructions.
     static func isSafeRequestId(_ id: String) -> Bool {
-        (1...64).contains(id.utf8.count) && id.utf8.allSatisfy { requestIdBytes.contains($0) }
+        let bytes = id.utf8
+        guard (1...64).contains(bytes.count) else { return false }
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+                continue
+            default:
+                return false
+            }
+        }
+        return true
     }
-
-    private static let requestIdBytes = Set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.".utf8)
 
     /// `base` with the request's id as `request_id`, for every line logged about this request
     /// (its upstream calls included).

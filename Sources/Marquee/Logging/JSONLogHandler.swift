@@ -42,9 +42,9 @@ public struct JSONLogHandler: LogHandler {
         line.append(contentsOf: #","route":"#.utf8)
         appendQuoted(route, to: &line)
         line.append(contentsOf: #","status":"#.utf8)
-        line.append(contentsOf: String(status).utf8)
+        appendDecimal(Int64(status), to: &line)
         line.append(contentsOf: #","us":"#.utf8)
-        line.append(contentsOf: String(micros).utf8)
+        appendDecimal(micros, to: &line)
         if let requestId {
             line.append(contentsOf: #",""#.utf8)
             line.append(contentsOf: Request.requestIdKey.utf8)
@@ -111,7 +111,35 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
+    /// Without a String to format it in.
+    static func appendDecimal(_ value: Int64, to line: inout [UInt8]) {
+        if value < 0 { line.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[19 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            line.append(contentsOf: buffer[(20 - count)...])
+        }
+    }
+
     static func appendQuoted(_ text: String, to line: inout [UInt8]) {
+        // Most text (routes, methods, request ids) needs no escape: copied whole, not byte by byte.
+        var text = text
+        let plain = text.withUTF8 { bytes in
+            guard !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
+            line.append(UInt8(ascii: "\""))
+            line.append(contentsOf: bytes)
+            line.append(UInt8(ascii: "\""))
+            return true
+        }
+        if plain { return }
         line.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {
@@ -137,24 +165,49 @@ public struct JSONLogHandler: LogHandler {
     private static func appendTimestamp(to line: inout [UInt8]) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        var parts = tm()
-        var seconds = now.tv_sec
-        gmtime_r(&seconds, &parts)
-        func digits(_ value: Int, _ count: Int, then separator: UInt8?) {
-            var divisor = 1
-            for _ in 1..<count { divisor *= 10 }
-            while divisor > 0 {
-                line.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-                divisor /= 10
+        appendTimestamp(seconds: Int(now.tv_sec), milliseconds: now.tv_nsec / 1_000_000, to: &line)
+    }
+
+    /// The calendar date by arithmetic (days to civil date, proleptic Gregorian): glibc's
+    /// gmtime_r takes the process-wide time zone lock on every call, which every request
+    /// thread's log line would queue on.
+    static func appendTimestamp(seconds: Int, milliseconds: Int, to line: inout [UInt8]) {
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = seconds - days * 86_400
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthFromMarch = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1
+        let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        // Filled in place and appended once: a byte-at-a-time append checks the array's room 24 times.
+        var text: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &text) { buffer in
+            func put(_ value: Int, _ count: Int, at offset: Int) {
+                var rest = value
+                for index in stride(from: offset + count - 1, through: offset, by: -1) {
+                    buffer[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                    rest /= 10
+                }
             }
-            if let separator { line.append(separator) }
+            put(year, 4, at: 0)
+            buffer[4] = UInt8(ascii: "-")
+            put(month, 2, at: 5)
+            buffer[7] = UInt8(ascii: "-")
+            put(day, 2, at: 8)
+            buffer[10] = UInt8(ascii: "T")
+            put(secondOfDay / 3_600, 2, at: 11)
+            buffer[13] = UInt8(ascii: ":")
+            put(secondOfDay / 60 % 60, 2, at: 14)
+            buffer[16] = UInt8(ascii: ":")
+            put(secondOfDay % 60, 2, at: 17)
+            buffer[19] = UInt8(ascii: ".")
+            put(milliseconds, 3, at: 20)
+            buffer[23] = UInt8(ascii: "Z")
+            line.append(contentsOf: buffer)
         }
-        digits(Int(parts.tm_year) + 1900, 4, then: UInt8(ascii: "-"))
-        digits(Int(parts.tm_mon) + 1, 2, then: UInt8(ascii: "-"))
-        digits(Int(parts.tm_mday), 2, then: UInt8(ascii: "T"))
-        digits(Int(parts.tm_hour), 2, then: UInt8(ascii: ":"))
-        digits(Int(parts.tm_min), 2, then: UInt8(ascii: ":"))
-        digits(Int(parts.tm_sec), 2, then: UInt8(ascii: "."))
-        digits(now.tv_nsec / 1_000_000, 3, then: UInt8(ascii: "Z"))
     }
 }

@@ -49,7 +49,7 @@ struct BenchRun {
         try #require(status == 0, "deploy/bench failed")
         rows = output.split(separator: "\n").compactMap { line in
             let columns = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-            guard columns.count == 7, ["marquee", "ceiling", "nginx"].contains(columns[0]),
+            guard columns.count == 7, ["marquee", "ceiling", "peer", "nginx"].contains(columns[0]),
                   let connections = Int(columns[1]), let rate = Double(columns[2]),
                   let p99 = Double(columns[4].replacingOccurrences(of: "ms", with: "")),
                   let non2xx = Int(columns[5]), let errors = Int(columns[6]) else { return nil }
@@ -62,9 +62,15 @@ struct BenchRun {
         try #require(rows.first { $0.target == target && $0.connections == connections }, "no \(target) row at \(connections)")
     }
 
-    /// marquee over the C ceiling at `connections`, both measured in this run.
+    /// marquee over the C ceiling (libfcgi over kept connections) at `connections`, both
+    /// measured in this run.
     func ratio(connections: Int) throws -> Double {
         try row("marquee", connections: connections).requestsPerSecond / row("ceiling", connections: connections).requestsPerSecond
+    }
+
+    /// marquee over the Hummingbird 2 peer's health route at `connections`, both measured in this run.
+    func peerRatio(connections: Int) throws -> Double {
+        try row("marquee", connections: connections).requestsPerSecond / row("peer", connections: connections).requestsPerSecond
     }
 
     /// Every marquee row answered only 2xx, with no socket errors.
@@ -77,8 +83,8 @@ struct BenchRun {
         }
     }
 
-    /// deploy/bench listens on PORT and PORT+1; both below the ephemeral range, so that no
-    /// client socket of the run can hold either.
+    /// deploy/bench listens on PORT to PORT+3; all below the ephemeral range, so that no
+    /// client socket of the run can hold one.
     private static func port() -> Int {
         func free(_ port: Int) -> Bool {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -92,8 +98,8 @@ struct BenchRun {
             }
         }
         while true {
-            let port = Int.random(in: 20_000...29_998)
-            if free(port) && free(port + 1) { return port }
+            let port = Int.random(in: 20_000...29_996)
+            if (port...port + 3).allSatisfy(free) { return port }
         }
     }
 }
