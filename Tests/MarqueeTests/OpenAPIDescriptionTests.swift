@@ -46,7 +46,9 @@ struct OpenAPIDescriptionTests {
 
     /// The codes and statuses of the JSON bodies nginx answers itself.
     static func nginxCodes() throws -> [String: Int] {
-        let text = try String(contentsOf: TestPaths.repository.appendingPathComponent("nginx/snippets/marquee-errors.conf"), encoding: .utf8)
+        let snippets = TestPaths.repository.appendingPathComponent("nginx/snippets")
+        let text = try FileManager.default.contentsOfDirectory(atPath: snippets.path).filter { $0.hasPrefix("marquee-error") }
+            .map { try String(contentsOf: snippets.appendingPathComponent($0), encoding: .utf8) }.joined(separator: "\n")
         var codes: [String: Int] = [:]
         for match in text.matches(of: /return (\d+) '\{"error":\{"code":"([a-z_]+)"/) {
             codes[String(match.output.2)] = Int(match.output.1)!

@@ -8,11 +8,11 @@ final class PostgresServer: @unchecked Sendable {
     static let binaries = "/usr/lib/postgresql/15/bin"
     /// The account the cluster runs as: Debian's own `postgres` when the package made it, else `nobody`.
     static let user: String = {
-        (try? runQuiet("/usr/bin/id", ["-u", "postgres"])) != nil ? "postgres" : "nobody"
+        (try? Command.output("/usr/bin/id", ["-u", "postgres"])) != nil ? "postgres" : "nobody"
     }()
     /// setpriv's arguments that drop to `user` (its own group by number: `nobody`'s is `nogroup`).
     static let dropPrivileges: [String] = {
-        let group = (try? runQuiet("/usr/bin/id", ["-g", user])) ?? "65534"
+        let group = (try? Command.output("/usr/bin/id", ["-g", user])) ?? "65534"
         return ["--reuid=\(user)", "--regid=\(group)", "--init-groups", "--"]
     }()
 
@@ -37,8 +37,8 @@ final class PostgresServer: @unchecked Sendable {
         self.port = port
         self.listenAddress = listenAddress
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try Self.runQuiet("/bin/cp", ["-a", Self.template + "/data", directory.path + "/data"])
-        try Self.runQuiet("/bin/chown", ["-R", "\(Self.user):", directory.path])
+        try Command.output("/bin/cp", ["-a", Self.template + "/data", directory.path + "/data"])
+        try Command.output("/bin/chown", ["-R", "\(Self.user):", directory.path])
         do { try start() } catch {
             stop()
             try? FileManager.default.removeItem(at: directory)
@@ -52,9 +52,9 @@ final class PostgresServer: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: path)
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         do {
-            try runQuiet("/bin/chown", ["\(user):", path])
+            try Command.output("/bin/chown", ["\(user):", path])
             // --no-sync only skips initdb's own flush of the template; the servers run with fsync on.
-            try runQuiet("/usr/bin/setpriv", dropPrivileges + [binaries + "/initdb", "-D", path + "/data", "-U", "marquee",
+            try Command.output("/usr/bin/setpriv", dropPrivileges + [binaries + "/initdb", "-D", path + "/data", "-U", "marquee",
                                               "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"])
         } catch {
             fatalError("initdb failed: \(error)")
@@ -107,26 +107,9 @@ final class PostgresServer: @unchecked Sendable {
     /// Runs SQL through psql as the superuser and returns its unaligned output.
     @discardableResult
     func psql(_ sql: String) throws -> String {
-        try Self.runQuiet(Self.binaries + "/psql", ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        try Command.output(Self.binaries + "/psql", ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
     }
 
     deinit { stop() }
 
-    @discardableResult
-    static func runQuiet(_ executable: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw StackError("\(executable) \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(text)")
-        }
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
 }
