@@ -10,7 +10,7 @@ let directory = FileManager.default.temporaryDirectory.appendingPathComponent("f
 try! FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 let store = try! Store.open(StoreOptions(directory: directory.path, maxBytes: 1 << 30, sync: .none))
 let settings = SettingsReader(environment: ["MARQUEE_STREAM_LIMIT": "3", "MARQUEE_STREAM_LEASE_SECONDS": "90"])
-let users = UserStore(store: store)
+let users = LMDBUserStore(store: store)
 
 runFuzzer { bytes in
     let data = Data(bytes)
