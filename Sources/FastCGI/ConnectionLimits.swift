@@ -6,9 +6,9 @@ public struct ConnectionLimits: Sendable, Equatable {
     /// An idle connection is closed after this; nginx should close its own first (its upstream
     /// `keepalive_timeout` below this), so that the two never race.
     public var idleTimeout: Duration
-    /// How long a request may take to arrive once its first byte did; a connection still
-    /// short of a whole request then is closed. It also bounds each read of a body that
-    /// arrives while a thread reads it.
+    /// How long a request's head (begin and params records) may take to arrive once its first
+    /// byte did; a connection still short of it then is closed. It also bounds each read of a
+    /// body that arrives while a thread reads it.
     public var readDeadline: Duration
 
     public init(maxConnections: Int = 1024, idleTimeout: Duration = .seconds(60), readDeadline: Duration = .seconds(3)) {

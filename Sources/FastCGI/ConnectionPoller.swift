@@ -290,6 +290,10 @@ final class ConnectionPoller: @unchecked Sendable {
             let (expired, drained) = shared.withLock { shared in
                 let expired = shared.table.expire(now: Self.now(), idleTimeout: Self.nanoseconds(shared.limits.idleTimeout),
                                                   readDeadline: Self.nanoseconds(shared.limits.readDeadline))
+                // Edge-triggered: re-arming reports a connection whose bytes are all in already.
+                for waiter in shared.table.waitersWithFreeSlots(streamingLimit: streamingLimit) {
+                    arm(waiter, .edge(add: false))
+                }
                 return (expired, shared.stopping && shared.table.count == 0)
             }
             for fd in expired { close(fd) }

@@ -267,10 +267,13 @@ struct ConnectionTable {
     }
 
     /// Drops and returns the connections past their deadline: idle longer than `idleTimeout`,
-    /// or short of a whole request `readDeadline` after its first byte.
+    /// or short of a whole head `readDeadline` after its first byte. One waiting for a
+    /// body-reading slot never expires: it has its head and waits for this worker, not for
+    /// nginx, and closing it would cost nginx a 502 it cannot retry for a POST. Each slot
+    /// holder's reads are bounded by the read deadline, so the line always moves.
     mutating func expire(now: UInt64, idleTimeout: UInt64, readDeadline: UInt64) -> [Int32] {
         var expired: [Int32] = []
-        for (list, limit) in [(List.idle, idleTimeout), (.pending, readDeadline), (.waiting, readDeadline)] {
+        for (list, limit) in [(List.idle, idleTimeout), (.pending, readDeadline)] {
             while heads[list.rawValue] >= 0 {
                 let index = Int(heads[list.rawValue])
                 guard slots[index].since + limit <= now else { break }
@@ -279,6 +282,13 @@ struct ConnectionTable {
             }
         }
         return expired
+    }
+
+    /// Waiting heads a free body-reading slot could take now. A slot is handed on when its
+    /// holder reports back; one freed otherwise (its descriptor reused before the report)
+    /// leaves the line with no one to move it, so the sweeper re-arms these.
+    func waitersWithFreeSlots(streamingLimit: Int) -> [Connection] {
+        connections(in: .waiting, limit: max(0, streamingLimit - streaming))
     }
 
     // MARK: -

@@ -184,12 +184,14 @@ public final class FastCGIServer: @unchecked Sendable {
         let response = responder(FastCGIRequest(raw: request, exchange: exchange))
         // An early answer shut the connection down: it must not go back to the poller.
         var keep = exchange.finish()
-            && ResponseRecords.write(head: response.head(), body: response.body, requestId: request.pointee.requestId, to: connection.fd)
-            && keepAsked
         if keep {
-            // The next request must start at a record boundary: read what the responder left of
-            // the body (it is buffered, or arriving from nginx under the read deadline).
-            keep = Self.skipRestOfBody(request.pointee.in, scratch: scratch)
+            // Read what the responder left of the body before answering, never after: nginx
+            // sends its next request on a kept connection as soon as it has the answer, and
+            // libfcgi's buffered reads would swallow the start of it, or all of it. The next
+            // request must also start at a record boundary for the poller.
+            let bodyRead = Self.skipRestOfBody(request.pointee.in, scratch: scratch)
+            keep = ResponseRecords.write(head: response.head(), body: response.body, requestId: request.pointee.requestId, to: connection.fd)
+                && keepAsked && bodyRead
         }
         // The answer's records are written: free the streams and params without writing or closing.
         FCGX_Free(request, 0)

@@ -79,6 +79,34 @@ struct KeepAliveTests {
         #expect(failed.isEmpty, "\(failed.count) of 5,000 answers were not 2xx: \(Set(failed))")
     }
 
+    @Test("bodies the route refuses unread, each followed by another request on the kept connection: every answer is the route's own")
+    func refusedBodiesThenNextRequest() async throws {
+        let stack = try await Stack("keepalive-refused-body", workers: 1, environment: [
+            "MARQUEE_THREADS": "2", "MARQUEE_LOG_LEVEL": "warning", "MARQUEE_FASTCGI_KEEPALIVE": "8",
+        ])
+        defer { stack.stop() }
+        // Over the user routes' 16 KiB, so the route answers 413 from the declared length; small
+        // enough that nginx has sent it all when the answer comes, and so keeps the connection
+        // and sends its next request on it at once.
+        let body = Data(repeating: UInt8(ascii: "a"), count: 100_000)
+        let headers = [("Authorization", "Bearer \(Stack.adminToken)"), ("Content-Type", "application/json")]
+        let pairs = Collected<(Int, Int)>()
+        let taken = Collected<Bool>()
+        let lanes = (0..<8).map { _ in
+            JoinableThread {
+                while taken.appendIfBelow(true, 600) {
+                    let refused = (try? stack.raw.send("POST", "/api/v1/users", headerList: headers, body: body, timeout: 10).status) ?? 0
+                    let next = (try? stack.raw.send("GET", "/api/v1/health", headerList: [], timeout: 10).status) ?? 0
+                    pairs.append((refused, next))
+                }
+            }
+        }
+        for lane in lanes { lane.join(timeout: .seconds(300)) }
+        let wrong = pairs.items.filter { $0 != (413, 200) }
+        #expect(pairs.items.count == 600)
+        #expect(wrong.isEmpty, "\(wrong.count) of 600 pairs were not (413, 200): \(wrong.prefix(10))")
+    }
+
     @Test("workers closing kept connections by their idle timeout and bound under nginx: every request still answered 200")
     func closedUnderNginx() async throws {
         let log = TestPaths.temporaryDirectory("keepalive-access").appendingPathComponent("access.log")
@@ -268,6 +296,26 @@ struct KeepAliveTests {
         let expiredAt25 = table.expire(now: 25, idleTimeout: 10, readDeadline: 3)
         #expect(expiredAt25 == [15])
         #expect(table.count == 0)
+    }
+
+    @Test("the connection table: a head waiting for a body-reading slot keeps its place past the read deadline, and is served when the slot frees")
+    func waitingHeadNeverExpires() {
+        var table = ConnectionTable()
+        let reading = table.adopt(20, now: 1)
+        #expect(table.settle(reading, .framing(.headComplete(keepConnection: true)), now: 1, streamingLimit: 1, stopping: false) == .serve)
+        let queued = table.adopt(21, now: 1)
+        #expect(table.settle(queued, .framing(.headComplete(keepConnection: true)), now: 1, streamingLimit: 1, stopping: false) == .wait(.edge(add: true)))
+        let partial = table.adopt(22, now: 1)
+        #expect(table.settle(partial, .framing(.incomplete), now: 1, streamingLimit: 1, stopping: false) == .wait(.edge(add: true)))
+
+        // Long past the read deadline: the partial head is closed, the queued one is not.
+        #expect(table.expire(now: 50, idleTimeout: 100, readDeadline: 3) == [22])
+        #expect(table.state(of: queued) == .waiting)
+        #expect(table.waitersWithFreeSlots(streamingLimit: 1) == [], "the one slot is held")
+        #expect(table.waitersWithFreeSlots(streamingLimit: 2) == [queued])
+        let release = table.release(reading, .close, now: 51, stopping: false)
+        #expect(release.close && release.next == queued)
+        #expect(table.settle(queued, .framing(.headComplete(keepConnection: true)), now: 51, streamingLimit: 1, stopping: false) == .serve)
     }
 
     // MARK: - Support
