@@ -26,6 +26,11 @@ struct DeployRunTests {
             if !healthy { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(healthy, "deploy/run log: \(run.log)")
+        let commit = try Command.output("/usr/bin/git", ["-C", TestPaths.repository.path, "rev-parse", "--short=12", "HEAD"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let metrics = try await client.get("/metrics")
+        let buildInfo = metrics.text.split(separator: "\n").first { $0.hasPrefix("marquee_build_info{") }
+        #expect(buildInfo?.contains("commit=\"\(commit)\"") == true, "deploy/run tells the workers the checkout's commit \(commit): \(buildInfo ?? "")")
 
         let answers = await withTaskGroup(of: HTTPAnswer?.self) { group in
             for _ in 0..<200 {
