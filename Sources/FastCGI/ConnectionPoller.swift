@@ -20,7 +20,8 @@ import Glibc
 /// - A request whose head is whole but whose body is still arriving (nginx streams bodies
 ///   larger than the socket buffer) is read by a thread, each read bounded by the read
 ///   deadline; at most half the threads (one when there is one) may do so at once, and the
-///   others wait unread in epoll for a slot. The rest of the threads only ever read requests
+///   others wait unread in epoll for a slot, in line and without a deadline of their own (they
+///   wait on this worker, not on nginx). The rest of the threads only ever read requests
 ///   that are already whole, so a flood of idle, partial or stalled-body connections leaves
 ///   them free for the requests that are complete: health stays answered.
 /// - The connections held are bounded (`ConnectionLimits.maxConnections`): to admit a new one
