@@ -347,8 +347,6 @@ struct KeepAliveTests {
         return statuses.items
     }
 
-    /// Access log lines of requests nginx sent to the pool more than once ($upstream_response_time
-    /// then lists one time per try).
     /// The access lines (nginx's JSON `marquee` format) of requests nginx sent to more than one
     /// upstream connection: their upstream_time lists one time per try.
     private static func retriedLines(_ log: URL) throws -> [String] {
