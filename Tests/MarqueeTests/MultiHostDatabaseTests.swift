@@ -38,13 +38,9 @@ struct MultiHostDatabaseTests {
             }
             let granted = statuses.filter { $0 == 201 }.count
             let refused = statuses.filter { $0 == 409 }.count
-            let busy = statuses.filter { $0 == 503 }.count
             let summary = "round \(round): \(Dictionary(grouping: statuses, by: { $0 }).mapValues(\.count))"
             #expect(granted == 3, "\(summary)")
-            // 300 transactions queue on one row lock: on a loaded machine a few may outwait the
-            // statement timeout and answer 503 (retry later), never a grant past the limit.
-            #expect(refused + busy == 297 && busy <= 15, "\(summary)")
-            if busy > 0 { print("multi-host grants: \(summary)") }
+            #expect(refused == 297, "\(summary)")
             let rows = try cluster.postgres!.psql("SELECT count(*) FROM user_streams WHERE user_id = '\(user)'")
             #expect(rows == "3", "round \(round): the database holds \(rows) streams")
         }
@@ -150,9 +146,10 @@ struct MultiHostDatabaseTests {
 
     @Test("100 concurrent first requests for one new film, spread over the three hosts, make one call per upstream step in all")
     func newFilmIsLookedUpOnceClusterWide() async throws {
-        // Threads for every request at once (3 hosts × 2 workers × 24): a follower waits on a
-        // thread of its own, and fewer threads would answer 503 overloaded instead.
-        let cluster = try await Cluster("multihost-flight", environment: ["MARQUEE_THREADS": "24"], database: true)
+        // A follower waits on a thread of its own, and a worker lets at most its threads less
+        // the reserve wait on upstreams: 48 threads (36 may wait) hold a host's whole share of
+        // the 100 even when one of its two workers accepts them all. Fewer answer 503 overloaded.
+        let cluster = try await Cluster("multihost-flight", environment: ["MARQUEE_THREADS": "48"], database: true)
         defer { cluster.stop() }
         let film = TrailersFixtures.add(cluster.upstream, slug: "cluster-film-2024", imdbId: "tt7770001", tmdbId: 777_001)
         // Slow enough upstreams that the three hosts' lookups overlap.
@@ -163,10 +160,9 @@ struct MultiHostDatabaseTests {
         let statuses = await concurrently(100, width: 100) { index in
             await cluster.host(index % 3).status(route)
         }
-        // Each host's bulkhead still sheds what its upstream slots and threads cannot hold (503
-        // overloaded, as on one host); the point here is the upstream calls, counted below.
+        // Requests past a host's upstream slots follow the lookup in flight rather than shed.
         let summary = Dictionary(grouping: statuses, by: { $0 }).mapValues(\.count)
-        #expect(Set(statuses).isSubset(of: [200, 503]) && (summary[200] ?? 0) >= 50, "\(summary)")
+        #expect(statuses.allSatisfy { $0 == 200 }, "\(summary)")
         print("multi-host single flight: \(summary), upstream calls per step \(TrailersFixtures.calls(cluster.upstream, film.paths))")
         #expect(TrailersFixtures.calls(cluster.upstream, film.paths) == [1, 1, 1], "upstream calls per step")
         // Every host now answers from its own store: no more calls.

@@ -19,16 +19,10 @@ struct PostgresUserStore: UserStore {
         static let record = PostgresStatement("users_record", """
             SELECT id, name, subscription, created_at, sequence FROM users WHERE id = $1
             """)
-        /// The user, locked, and the database's time. Its leases are read by the next
-        /// statement, not joined here: a join would keep the lease rows of this statement's
-        /// snapshot, from before the previous holder of the lock committed.
-        static let lock = PostgresStatement("users_lock", """
-            SELECT id, name, subscription, created_at, sequence, last_online, \(nowMillis)
-            FROM users WHERE id = $1 FOR UPDATE
-            """)
-        static let leases = PostgresStatement("users_leases", """
-            SELECT stream, started_at, expires_at FROM user_streams WHERE user_id = $1 ORDER BY started_at
-            """)
+        /// The decision and the write in the database, under the user's row lock, as one
+        /// statement: the lock is held for no round trip (Database/Migrations/0003).
+        static let grant = PostgresStatement("users_stream_grant", "SELECT * FROM stream_grant($1, $2, $3, $4, $5, $6)")
+        static let touch = PostgresStatement("users_stream_touch", "SELECT * FROM stream_touch($1, $2, $3)")
         static let read = PostgresStatement("users_read", """
             SELECT u.id, u.name, u.subscription, u.created_at, u.sequence, u.last_online, \(nowMillis),
                    s.stream, s.started_at, s.expires_at
@@ -140,67 +134,74 @@ struct PostgresUserStore: UserStore {
     // MARK: Streams
 
     func grant(_ stream: String, to id: String, settings: StreamSettings) throws -> StreamGrantResult {
-        var expired = 0
-        let result = try locked(id) { snapshot -> (StreamGrantResult, StreamState?) in
-            var state = snapshot.streams
-            expired = state.leases.count - state.live(at: snapshot.now).count
-            let limit = settings.limit(for: snapshot.record.subscription)
-            let outcome = state.grant(stream, limit: limit, now: snapshot.now, lease: settings.lease)
-            if case .refused = outcome { return (.decided(outcome, limit: limit), nil) }
-            return (.decided(outcome, limit: limit), state)
-        } ?? .unknownUser
-        // Counted once the transaction committed: a serialization retry runs the body again.
-        StreamMetrics.record(result, expired: expired)
+        let plans = settings.planLimits.sorted { $0.key < $1.key }
+        let rows = try client.execute(Statement.grant, [
+            id, stream, String(settings.lease.millis), String(settings.defaultLimit),
+            Self.arrayLiteral(plans.map(\.key)), Self.arrayLiteral(plans.map { String($0.value) }),
+        ])
+        guard let first = rows.first, first[0] != "unknown_user" else { return .unknownUser }
+        let limit = try first.int(1)
+        let leases = rows.rows.compactMap(Self.lease)
+        let subject = rows.rows.first { $0[6] == "t" }.flatMap(Self.lease)
+        let outcome: StreamState.GrantOutcome
+        switch (first[0] ?? "", subject) {
+        case ("granted", let lease?): outcome = .granted(lease, active: leases.count)
+        case ("renewed", let lease?): outcome = .renewed(lease, active: leases.count)
+        case ("refused", _): outcome = .refused(active: leases)
+        default: throw PostgresError(.other, message: "stream_grant answered \(first[0] ?? "nothing") without its lease")
+        }
+        let result = StreamGrantResult.decided(outcome, limit: limit)
+        StreamMetrics.record(result, expired: try first.int(2))
         return result
     }
 
     func renew(_ stream: String, of id: String, lease: Duration) throws -> StreamLeaseResult<StreamState.Lease> {
-        try locked(id) { snapshot in
-            var state = snapshot.streams
-            guard let renewed = state.renew(stream, now: snapshot.now, lease: lease) else { return (.notActive, nil) }
-            return (.done(renewed), state)
-        } ?? .unknownUser
+        try touch(stream, of: id, leaseMillis: max(1, lease.millis))
     }
 
     func release(_ stream: String, of id: String) throws -> StreamLeaseResult<Void> {
-        try locked(id) { snapshot in
-            var state = snapshot.streams
-            guard state.release(stream, now: snapshot.now) else { return (.notActive, nil) }
-            return (.done(()), state)
-        } ?? .unknownUser
-    }
-
-    /// Runs `decide` on the user's row locked for this transaction and stores the state it
-    /// returns, if any, before the commit releases the lock. Nil for an unknown user.
-    private func locked<T>(_ id: String, _ decide: (UserSnapshot) throws -> (T, StreamState?)) throws -> T? {
-        try client.transaction { connection in
-            // One round trip: BEGIN, the lock, then the leases as they stand once it is held.
-            let results = try connection.execute([(Statement.lock, [id]), (Statement.leases, [id])])
-            guard var snapshot = Self.snapshots(results[0]).first else { return nil }
-            for row in results[1].rows {
-                guard let stream = row[0], let started = row[1].flatMap(UInt64.init), let expires = row[2].flatMap(UInt64.init) else { continue }
-                snapshot.streams.leases.append(
-                    StreamState.Lease(stream: stream, key: Identifier.streamKey(stream), startedAt: started, expiresAt: expires))
-            }
-            let (result, state) = try decide(snapshot)
-            // Sent with the COMMIT: the lock and the read are one round trip, the write and the commit another.
-            if let state { try Self.write(state, of: id, on: connection, atCommit: true) }
-            return result
+        switch try touch(stream, of: id, leaseMillis: 0) {
+        case .unknownUser: .unknownUser
+        case .notActive: .notActive
+        case .done: .done(())
         }
     }
 
-    private static func write(_ state: StreamState, of id: String, on connection: PostgresConnection, atCommit: Bool = false) throws {
+    /// A heartbeat (`leaseMillis` > 0) or a release (0), decided in the database.
+    private func touch(_ stream: String, of id: String, leaseMillis: UInt64) throws -> StreamLeaseResult<StreamState.Lease> {
+        guard let row = try client.execute(Statement.touch, [id, stream, String(leaseMillis)]).first else {
+            throw PostgresError(.other, message: "stream_touch answered no row")
+        }
+        switch row[0] {
+        case "unknown_user": return .unknownUser
+        case "not_active": return .notActive
+        default:
+            guard let lease = Self.lease(row, from: 1) else {
+                throw PostgresError(.other, message: "stream_touch answered \(row[0] ?? "nothing") without its lease")
+            }
+            return .done(lease)
+        }
+    }
+
+    /// The lease in a row's (stream, started_at, expires_at) columns from `column`.
+    private static func lease(_ row: PostgresRow, from column: Int) -> StreamState.Lease? {
+        guard let stream = row[column], let started = row[column + 1].flatMap(UInt64.init),
+              let expires = row[column + 2].flatMap(UInt64.init) else { return nil }
+        return StreamState.Lease(stream: stream, key: Identifier.streamKey(stream), startedAt: started, expiresAt: expires)
+    }
+
+    private static func lease(_ row: PostgresRow) -> StreamState.Lease? {
+        lease(row, from: 3)
+    }
+
+    private static func write(_ state: StreamState, of id: String, on connection: PostgresConnection) throws {
         let parameters = [
             id, state.lastOnline.map { String($0) },
             arrayLiteral(state.leases.map(\.stream)),
             arrayLiteral(state.leases.map { String($0.startedAt) }),
             arrayLiteral(state.leases.map { String($0.expiresAt) }),
         ]
-        if atCommit {
-            connection.executeAtCommit(Statement.writeStreams, parameters)
-        } else {
-            try connection.execute(Statement.writeStreams, parameters)
-        }
+        try connection.execute(Statement.writeStreams, parameters)
     }
 
     /// A text-format array. Stream ids are letters, digits, '.', '_' and '-' (Identifier), and
