@@ -49,6 +49,51 @@ struct DeployRunTests {
         #expect(await client.status("/api/v1/health") == 0, "nothing answers once deploy/run has stopped")
     }
 
+    @Test("deploy/run --database: accounts go to a PostgreSQL cluster in the state directory, kept across runs; a stop stops it too")
+    func runsWithADatabase() async throws {
+        let state = TestPaths.temporaryDirectory("deploy-run-db")
+        defer { try? FileManager.default.removeItem(at: state) }
+        let socketDirectory = state.appendingPathComponent("postgres/run").path
+        func psql(_ sql: String) throws -> String {
+            try Command.output("/usr/lib/postgresql/15/bin/psql", ["-X", "-A", "-t", "-h", socketDirectory, "-U", "marquee", "-d", "postgres", "-c", sql])
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        for round in 1...2 {
+            let port = TestPaths.freePort()
+            let run = try ChildProcess(
+                "deploy-run-db", executable: "/bin/bash",
+                arguments: [TestPaths.script("deploy/run"), "--database", "--port", String(port), "--workers", "2",
+                            "--state-dir", state.path, "--binary", TestPaths.marquee],
+                environment: ["MARQUEE_GHIBLI_BASE_URL": "http://127.0.0.1:9", "MARQUEE_ADMIN_TOKEN": Stack.adminToken],
+                logDirectory: state
+            )
+            defer { run.stop(grace: .seconds(20)) }
+            let client = HTTPClient(base: "http://127.0.0.1:\(port)")
+            var up = false
+            for _ in 0..<600 where !up {
+                up = await client.status("/api/v1/health") == 200 && run.log.contains("Marquee is up")
+                if !up { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            try #require(up, "deploy/run log: \(run.log)")
+            let authorization = ["Authorization": "Bearer \(Stack.adminToken)"]
+            if round == 1 {
+                let body = Data(#"{"id": "kept-user", "name": "Grace Hopper", "subscription": "basic"}"#.utf8)
+                let created = try await client.request("POST", "/api/v1/users", headers: authorization.merging(["Content-Type": "application/json"]) { a, _ in a },
+                                                       body: body)
+                #expect(created.status == 201, "\(created.text)")
+            }
+            #expect(try psql("SELECT name FROM users WHERE id = 'kept-user'") == "Grace Hopper", "round \(round): the account is in PostgreSQL")
+            let read = try await client.get("/api/v1/users/kept-user", headers: authorization)
+            #expect(read.status == 200 && read.json()?["name"] as? String == "Grace Hopper", "round \(round): \(read.text)")
+            #expect(try await client.get("/api/v1/health").text == #"{"status":"ok"}"#)
+
+            run.signal(SIGTERM)
+            #expect(run.waitForExit(timeout: .seconds(30)) == 0)
+            #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("postgres/data/postmaster.pid").path),
+                    "round \(round): PostgreSQL stopped with deploy/run")
+        }
+    }
+
     @Test("deploy/run: a random secure_link secret per state directory, mode 0600, kept across runs, never printed nor in any argv")
     func secretPerStateDirectory() async throws {
         let first = TestPaths.temporaryDirectory("deploy-run-secret-a")
