@@ -27,8 +27,8 @@ public protocol ContentEventQueue: Sendable {
     func figures() throws -> ContentEventFigures
     /// The first `limit` parked events.
     func parked(limit: Int) throws -> [ContentEvent]
-    /// When the oldest event still waiting (not parked) was queued, in milliseconds since the epoch.
-    func oldestWaiting() throws -> UInt64?
+    /// How long ago the oldest event still waiting (not parked) was queued; nil when none waits.
+    func oldestWaitingAge() throws -> Duration?
 }
 
 /// One film URL to onboard, as it waits in the queue.

@@ -140,8 +140,10 @@ public final class LMDBContentEventQueue: ContentEventQueue {
     }
 
     /// A scan of the queue, which is small: events leave it once their trailers are fetched.
-    public func oldestWaiting() throws -> UInt64? {
-        try events(TrailerKeys.queuePrefix, after: nil, limit: 10_000).map(\.queuedAt).min()
+    public func oldestWaitingAge() throws -> Duration? {
+        try events(TrailerKeys.queuePrefix, after: nil, limit: 10_000).map(\.queuedAt).min().map {
+            .milliseconds(Int64(StoreClock.nowMillis().saturatingSubtract($0)))
+        }
     }
 
     private static func encoded(_ event: ContentEvent) throws -> [UInt8] {

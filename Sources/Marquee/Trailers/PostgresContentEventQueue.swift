@@ -71,7 +71,7 @@ public struct PostgresContentEventQueue: ContentEventQueue {
                    (SELECT value FROM content_event_counters WHERE name = 'accepted'),
                    (SELECT value FROM content_event_counters WHERE name = 'duplicates'),
                    (SELECT value FROM content_event_counters WHERE name = 'processed'),
-                   min(\(millis("queued_at"))) FILTER (WHERE parked_at IS NULL)
+                   (extract(epoch FROM clock_timestamp() - min(queued_at) FILTER (WHERE parked_at IS NULL)) * 1000)::bigint
             FROM content_events
             """)
         static let parked = PostgresStatement("content_events_parked", """
@@ -134,8 +134,8 @@ public struct PostgresContentEventQueue: ContentEventQueue {
         try client.execute(Statement.parked, [String(limit)]).rows.map(Self.event)
     }
 
-    public func oldestWaiting() throws -> UInt64? {
-        try figuresRow()[5].flatMap(UInt64.init)
+    public func oldestWaitingAge() throws -> Duration? {
+        try figuresRow()[5].flatMap(Int64.init).map { .milliseconds($0) }
     }
 
     /// Copies events as another queue holds them, in one transaction; answers how many were
