@@ -117,6 +117,21 @@ struct TrailersEventsTests {
             #expect(try postgres.psql("SELECT url, attempts, parked_at IS NOT NULL, claimed_by IS NULL FROM content_events")
                     == "\(TrailersFixtures.arrival)|3|t|t")
         }
+        // The operator's view is the workers' queue: the database's when there is one.
+        let listed = try ChildProcess("trailers-parked", executable: TestPaths.marquee, arguments: ["trailers", "parked"],
+                                      environment: stack.workerEnvironment, logDirectory: stack.directory)
+        #expect(listed.waitForExit(timeout: .seconds(30)) == 0, "\(listed.log)")
+        #expect(listed.log.contains(#""attempts":3"#) && listed.log.contains(#""url":"\#(TrailersFixtures.arrival)""#), "\(listed.log)")
+        // Requeued by the operator while Viaplay still fails: three more attempts, parked again.
+        let requeued = try ChildProcess("trailers-requeue", executable: TestPaths.marquee, arguments: ["trailers", "requeue"],
+                                        environment: stack.workerEnvironment, logDirectory: stack.directory)
+        #expect(requeued.waitForExit(timeout: .seconds(30)) == 0, "\(requeued.log)")
+        #expect(requeued.log.contains("requeued 1 parked events"), "\(requeued.log)")
+        let parkedAgain = try await eventually(within: .seconds(5)) {
+            let events = TrailersFixtures.events(try await TrailersFixtures.status(stack))
+            return fake.calls(TrailersFixtures.arrivalPaths[0]) == 12 && events["parked"] as? Int == 1
+        }
+        #expect(parkedAgain, "calls: \(fake.calls(TrailersFixtures.arrivalPaths[0]))")
 
         fake.loadFixtures()
         let again = try await TrailersFixtures.post(stack, ["type": "new-content", "url": TrailersFixtures.arrival])
