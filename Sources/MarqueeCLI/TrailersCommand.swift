@@ -39,26 +39,35 @@ struct TrailersCommand: ParsableCommand {
         }
     }
 
+    /// The queue the workers use: the cluster's in the database when MARQUEE_DATABASE_URL is
+    /// set, else the embedded store's in --store-dir.
+    static func queue(_ options: StoreCommand.Options) throws -> any ContentEventQueue {
+        if let settings = try DatabaseSettings(SettingsReader.current()) {
+            return PostgresContentEventQueue(client: Database(settings).client)
+        }
+        return LMDBContentEventQueue(store: try options.open())
+    }
+
     struct Parked: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the parked content events, one JSON object a line.")
+        static let configuration = CommandConfiguration(abstract: "List the parked content events, one JSON object a line (from the database when MARQUEE_DATABASE_URL is set).")
         @OptionGroup var options: StoreCommand.Options
         @Option(help: "At most this many.") var limit: Int = 100
 
         func run() throws {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            for event in try ContentEventQueue(store: options.open()).parked(limit: limit) {
+            for event in try TrailersCommand.queue(options).parked(limit: limit) {
                 print(String(decoding: try encoder.encode(event), as: UTF8.self))
             }
         }
     }
 
     struct Requeue: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Queue every parked content event again, with fresh attempts.")
+        static let configuration = CommandConfiguration(abstract: "Queue every parked content event again, with fresh attempts (in the database when MARQUEE_DATABASE_URL is set).")
         @OptionGroup var options: StoreCommand.Options
 
         func run() throws {
-            let moved = try ContentEventQueue(store: options.open()).requeueParked()
+            let moved = try TrailersCommand.queue(options).requeueParked()
             print("requeued \(moved) parked events")
         }
     }

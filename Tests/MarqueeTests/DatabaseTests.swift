@@ -1,5 +1,7 @@
 import Foundation
+import LMDBStore
 import Testing
+@testable import Marquee
 
 /// The PostgreSQL system of record: migrations, the schema check, and a database that goes away
 /// and comes back under running workers. Each test starts its own PostgreSQL.
@@ -37,7 +39,9 @@ struct DatabaseTests {
 
         let after = try Self.marquee(["db", "status"], "status-after", url: postgres.url, in: logs)
         #expect(after.waitForExit(timeout: .seconds(30)) == 0, "\(after.log)")
-        #expect(after.log.contains("schema version \(known), this marquee knows \(known)"))
+        // Versions may skip numbers (branches take theirs in parallel): status shows the newest.
+        let latest = try postgres.psql("SELECT max(version) FROM schema_migrations")
+        #expect(after.log.contains("schema version \(latest), this marquee knows \(latest)"))
         // The URL is printed without the password.
         let secret = try Self.marquee(["db", "status"], "status-secret", url: postgres.url + "&password=hunter2-secret", in: logs)
         _ = secret.waitForExit(timeout: .seconds(30))
@@ -173,5 +177,46 @@ struct DatabaseTests {
         #expect(second.log.contains("users: 0 copied, 3 skipped"), "\(second.log)")
         #expect(try postgres.psql("SELECT count(*) FROM users") == "3")
         #expect(try postgres.psql("SELECT count(*) FROM user_streams") == "5")
+    }
+
+    @Test("db import-store copies an embedded store's queued and parked content events, and a second run copies nothing")
+    func importContentEvents() throws {
+        let directory = TestPaths.temporaryDirectory("db-import-events")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let storePath = directory.appendingPathComponent("store").path
+        // A host's queue as its consumer leaves it: one waiting, one backing off, one parked.
+        let queue = LMDBContentEventQueue(store: try Store.open(StoreOptions(directory: storePath, maxBytes: 64 << 20)))
+        let urls = ["waiting-2020", "retried-2021", "parked-2022"].map { "https://content.viaplay.se/pc-se/film/\($0)" }
+        #expect(try queue.enqueue(try urls.map { try FilmURL.parse($0, policy: FilmURLPolicy()) }) == [.queued, .queued, .queued])
+        let due = try queue.claimDue(limit: 64, claimFor: .seconds(1))
+        try queue.failed(try #require(due.first { $0.url == urls[1] }), error: "viaplay timeout", maxAttempts: 5, backoff: .seconds(60))
+        #expect(try queue.failed(try #require(due.first { $0.url == urls[2] }), error: "viaplay 503", maxAttempts: 1, backoff: .zero))
+
+        let postgres = try PostgresServer("import-events")
+        defer { postgres.remove() }
+        let migrate = try Self.marquee(["db", "migrate"], "migrate", url: postgres.url, in: directory)
+        #expect(migrate.waitForExit(timeout: .seconds(60)) == 0, "\(migrate.log)")
+        func importStore(_ name: String) throws -> ChildProcess {
+            try ChildProcess(name, executable: TestPaths.marquee, arguments: ["db", "import-store", "--store-dir", storePath],
+                             environment: ["MARQUEE_DATABASE_URL": postgres.url, "MARQUEE_STORE_MAX_MB": "64"], logDirectory: directory)
+        }
+        let rows = """
+            SELECT string_agg(url || ' ' || attempts || ' ' || (parked_at IS NOT NULL) || ' ' || coalesce(last_error, '-')
+                              || ' ' || (next_at > now() + interval '30 seconds'), ',' ORDER BY queued_at, url)
+            FROM content_events
+            """
+        let expected = [
+            "\(urls[2]) 1 true viaplay 503 false", "\(urls[1]) 1 false viaplay timeout true", "\(urls[0]) 0 false - false",
+        ].sorted().joined(separator: ",")
+
+        let first = try importStore("import-1")
+        #expect(first.waitForExit(timeout: .seconds(60)) == 0, "\(first.log)")
+        #expect(first.log.contains("content events: 3 copied, 0 skipped"), "\(first.log)")
+        #expect(try postgres.psql(rows).split(separator: ",").sorted().joined(separator: ",") == expected)
+
+        let second = try importStore("import-2")
+        #expect(second.waitForExit(timeout: .seconds(60)) == 0, "\(second.log)")
+        #expect(second.log.contains("content events: 0 copied, 3 skipped"), "\(second.log)")
+        #expect(try postgres.psql("SELECT count(*) FROM content_events") == "3")
     }
 }

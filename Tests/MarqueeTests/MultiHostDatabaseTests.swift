@@ -203,21 +203,36 @@ struct MultiHostDatabaseTests {
     func contentEventConsumedOnceClusterWide() async throws {
         let cluster = try await Cluster("multihost-events", database: true)
         defer { cluster.stop() }
+        let postgres = try #require(cluster.postgres)
         let film = TrailersFixtures.add(cluster.upstream, slug: "event-film-2025", imdbId: "tt7770002", tmdbId: 777_002)
         let body = try JSONSerialization.data(withJSONObject: ["type": "new-content", "url": film.url])
         let posted = try await cluster.host(1).request("POST", "/api/v1/content-events", headers: TrailersFixtures.adminHeaders, body: body)
         #expect(posted.status == 202, "\(posted.text)")
+        // Durable in the cluster's queue once answered 202 (unless a consumer was already done with it).
+        let queuedRows = try postgres.psql("SELECT count(*) FROM content_events")
+        let processedRows = try postgres.psql("SELECT value FROM content_event_counters WHERE name = 'processed'")
+        #expect(queuedRows == "1" || processedRows == "1", "queued \(queuedRows), processed \(processedRows)")
         let consumed = try await eventually(within: .seconds(30)) {
             TrailersFixtures.calls(cluster.upstream, film.paths) == [1, 1, 1]
+                && (try? postgres.psql("SELECT count(*) FROM content_events")) == "0"
         }
         #expect(consumed, "the event's lookup ran: \(TrailersFixtures.calls(cluster.upstream, film.paths))")
         // Give every host's consumer time for a few more rounds: nobody consumes it again.
         try await Task.sleep(for: .seconds(3))
         #expect(TrailersFixtures.calls(cluster.upstream, film.paths) == [1, 1, 1])
+        // Completing an event deletes its row only while the completing consumer holds its claim,
+        // and counts it in the same statement: one completion, cluster-wide.
+        #expect(try postgres.psql("SELECT string_agg(name || '=' || value, ',' ORDER BY name) FROM content_event_counters")
+                == "accepted=1,duplicates=0,processed=1")
+        let holder = try postgres.psql("SELECT owner FROM cluster_leases WHERE name = '\(TrailerKeys.consumerLease)'")
+        let holderPid = Int32(holder.split(separator: "@").first ?? "")
+        let consumingHosts = cluster.hosts.indices.filter { index in holderPid.map { cluster.network.pids(ofHost: index).contains($0) } ?? false }
+        #expect(consumingHosts.count == 1, "one consumer cluster-wide: \(holder)")
         let answer = try await cluster.host(2).get(TrailersFixtures.path(film.url))
         #expect(answer.status == 200, "\(answer.text)")
         #expect(answer.text.contains(TrailersFixtures.firstTrailer))
         #expect(TrailersFixtures.calls(cluster.upstream, film.paths) == [1, 1, 1], "host 3 answered from the cluster's answers, with no upstream call")
+        print("multi-host events: posted to host 2, consumed by host \(consumingHosts.map { $0 + 1 }), served by host 3 with no upstream call")
     }
 
     @Test("the host holding a cluster-wide role dies: another host takes the role within 2 × the lease time")

@@ -2,14 +2,15 @@ import Foundation
 import Testing
 
 /// Onboarding by content events through nginx and real workers: the admin endpoint, the pool's
-/// one consumer (also when its worker is killed), retries and parking, and the refresher.
+/// one consumer (also when its worker is killed), retries and parking, and the refresher; with
+/// the embedded store and with PostgreSQL, where the queue and the answers are the cluster's.
 @Suite("Trailers events", .serialized)
 struct TrailersEventsTests {
-    @Test("an event is queued with 202, and within 2 s a GET is served with zero upstream calls")
-    func prefetchOnEvent() async throws {
+    @Test("an event is queued with 202, and within 2 s a GET is served with zero upstream calls", arguments: StorageMode.allCases)
+    func prefetchOnEvent(_ storage: StorageMode) async throws {
         let fake = try FakeUpstream()
         defer { fake.stop() }
-        let stack = try await Stack("trailers-event", workers: 2, environment: TrailersFixtures.environment(fake))
+        let stack = try await Stack("trailers-event", workers: 2, environment: TrailersFixtures.environment(fake), storage: storage)
         defer { stack.stop() }
 
         let posted = ContinuousClock.now
@@ -32,13 +33,19 @@ struct TrailersEventsTests {
         #expect(answer.status == 200)
         #expect(((answer.json()?["trailers"] as? [[String: Any]])?.first?["key"]) as? String == TrailersFixtures.firstTrailer)
         #expect(TrailersFixtures.calls(fake, TrailersFixtures.arrivalPaths) == callsBefore, "the GET made no upstream call")
+        if let postgres = stack.postgres {
+            #expect(try postgres.psql("SELECT count(*) FROM content_events") == "0", "the event left the cluster's queue")
+            #expect(try postgres.psql("SELECT value FROM content_event_counters WHERE name = 'processed'") == "1")
+            #expect(try postgres.psql("SELECT count(*) FROM upstream_answers WHERE key LIKE 'trailers/answer/%' AND expires_at > now()") == "1",
+                    "the onboarded answer is the cluster's")
+        }
     }
 
-    @Test("the endpoint wants the admin token, refuses bad events one by one and keeps the rest")
-    func batchRefusals() async throws {
+    @Test("the endpoint wants the admin token, refuses bad events one by one and keeps the rest", arguments: StorageMode.allCases)
+    func batchRefusals(_ storage: StorageMode) async throws {
         let fake = try FakeUpstream()
         defer { fake.stop() }
-        let stack = try await Stack("trailers-batch", workers: 2, environment: TrailersFixtures.environment(fake))
+        let stack = try await Stack("trailers-batch", workers: 2, environment: TrailersFixtures.environment(fake), storage: storage)
         defer { stack.stop() }
         let body = try JSONSerialization.data(withJSONObject: ["type": "new-content", "url": TrailersFixtures.arrival])
         let anonymous = try await stack.client.request("POST", "/api/v1/content-events", body: body)
@@ -76,15 +83,20 @@ struct TrailersEventsTests {
         let events = TrailersFixtures.events(try await TrailersFixtures.status(stack))
         #expect(events["duplicates"] as? Int == 1)
         #expect(events["accepted"] as? Int == 3)
+        if let postgres = stack.postgres {
+            #expect(try postgres.psql("SELECT string_agg(name || '=' || value, ',' ORDER BY name) FROM content_event_counters")
+                    == "accepted=3,duplicates=1,processed=2")
+        }
     }
 
-    @Test("failing events are retried with backoff, parked after the last attempt, shown on status, requeued by a new event")
-    func retriesAndParking() async throws {
+    @Test("failing events are retried with backoff, parked after the last attempt, shown on status, requeued by a new event",
+          arguments: StorageMode.allCases)
+    func retriesAndParking(_ storage: StorageMode) async throws {
         let fake = try FakeUpstream()
         defer { fake.stop() }
         let stack = try await Stack("trailers-park", workers: 2, environment: TrailersFixtures.environment(fake, [
             "MARQUEE_TRAILERS_EVENT_ATTEMPTS": "3", "MARQUEE_TRAILERS_EVENT_BACKOFF": "0.2",
-        ]))
+        ]), storage: storage)
         defer { stack.stop() }
         fake.set(TrailersFixtures.arrivalPaths[0], .status(503, []))
         #expect(try await TrailersFixtures.post(stack, ["type": "new-content", "url": TrailersFixtures.arrival]).status == 202)
@@ -101,6 +113,25 @@ struct TrailersEventsTests {
         #expect((shown["lastError"] as? String)?.contains("503") == true)
         // Each attempt is one GET and its one retry: three attempts, six calls, none after parking.
         #expect(fake.calls(TrailersFixtures.arrivalPaths[0]) == 6)
+        if let postgres = stack.postgres {
+            #expect(try postgres.psql("SELECT url, attempts, parked_at IS NOT NULL, claimed_by IS NULL FROM content_events")
+                    == "\(TrailersFixtures.arrival)|3|t|t")
+        }
+        // The operator's view is the workers' queue: the database's when there is one.
+        let listed = try ChildProcess("trailers-parked", executable: TestPaths.marquee, arguments: ["trailers", "parked"],
+                                      environment: stack.workerEnvironment, logDirectory: stack.directory)
+        #expect(listed.waitForExit(timeout: .seconds(30)) == 0, "\(listed.log)")
+        #expect(listed.log.contains(#""attempts":3"#) && listed.log.contains(#""url":"\#(TrailersFixtures.arrival)""#), "\(listed.log)")
+        // Requeued by the operator while Viaplay still fails: three more attempts, parked again.
+        let requeued = try ChildProcess("trailers-requeue", executable: TestPaths.marquee, arguments: ["trailers", "requeue"],
+                                        environment: stack.workerEnvironment, logDirectory: stack.directory)
+        #expect(requeued.waitForExit(timeout: .seconds(30)) == 0, "\(requeued.log)")
+        #expect(requeued.log.contains("requeued 1 parked events"), "\(requeued.log)")
+        let parkedAgain = try await eventually(within: .seconds(5)) {
+            let events = TrailersFixtures.events(try await TrailersFixtures.status(stack))
+            return fake.calls(TrailersFixtures.arrivalPaths[0]) == 12 && events["parked"] as? Int == 1
+        }
+        #expect(parkedAgain, "calls: \(fake.calls(TrailersFixtures.arrivalPaths[0]))")
 
         fake.loadFixtures()
         let again = try await TrailersFixtures.post(stack, ["type": "new-content", "url": TrailersFixtures.arrival])
@@ -110,15 +141,19 @@ struct TrailersEventsTests {
             return events["parked"] as? Int == 0 && events["processed"] as? Int == 1
         }
         #expect(processed)
+        if let postgres = stack.postgres {
+            #expect(try postgres.psql("SELECT count(*) FROM content_events") == "0")
+        }
     }
 
-    @Test("kill -9 of the worker holding the consumer lease with events queued: every event is still processed")
-    func consumerSurvivesKill() async throws {
+    @Test("kill -9 of the worker holding the consumer lease with events queued: every event is still processed",
+          arguments: StorageMode.allCases)
+    func consumerSurvivesKill(_ storage: StorageMode) async throws {
         let fake = try FakeUpstream()
         defer { fake.stop() }
         let stack = try await Stack("trailers-kill", workers: 2, environment: TrailersFixtures.environment(fake, [
             "MARQUEE_TRAILERS_EVENT_ATTEMPTS": "100", "MARQUEE_TRAILERS_EVENT_BACKOFF": "0.1",
-        ]))
+        ]), storage: storage)
         defer { stack.stop() }
         let films = (1...5).map { TrailersFixtures.add(fake, slug: "kill-\($0)", imdbId: "tt000040\($0)", tmdbId: 400 + $0) }
         // Viaplay fails until after the kill, so that the events are still queued then.
@@ -144,6 +179,10 @@ struct TrailersEventsTests {
             TrailersFixtures.events(try await TrailersFixtures.status(stack))["queueDepth"] as? Int == 0
         }
         #expect(drained)
+        if let postgres = stack.postgres {
+            #expect(try postgres.psql("SELECT count(*) FROM content_events") == "0")
+            #expect(try postgres.psql("SELECT value FROM content_event_counters WHERE name = 'processed'") == "5", "each event completed once")
+        }
         let newHolder = (try await TrailersFixtures.status(stack)["consumer"] as? [String: Any])?["holder"] as? String
         #expect(newHolder != nil && newHolder != holder)
         for film in films {
@@ -155,13 +194,50 @@ struct TrailersEventsTests {
         }
     }
 
-    @Test("the refresher re-validates old answers at its rate, and a pulled trailer shows up unasked")
-    func refresher() async throws {
+    @Test("PostgreSQL stopped: an event answers 503 database_unavailable, stored answers are served, status leaves the queue out; back without a restart")
+    func databaseDown() async throws {
+        let fake = try FakeUpstream()
+        defer { fake.stop() }
+        let stack = try await Stack("trailers-db-down", workers: 2, environment: TrailersFixtures.environment(fake, [
+            "MARQUEE_DATABASE_STATEMENT_TIMEOUT": "1",
+        ]), storage: .postgres)
+        defer { stack.stop() }
+        let postgres = try #require(stack.postgres)
+        #expect(try await stack.client.get(TrailersFixtures.path(TrailersFixtures.arrival)).status == 200)
+        let other = TrailersFixtures.add(fake, slug: "down-film", imdbId: "tt0000601", tmdbId: 601)
+
+        postgres.stop()
+        for _ in 0..<3 {
+            let refused = try await TrailersFixtures.post(stack, ["type": "new-content", "url": other.url])
+            #expect(refused.status == 503 && refused.errorCode == "database_unavailable", "\(refused.status) \(refused.text)")
+            let cached = try await stack.client.get(TrailersFixtures.path(TrailersFixtures.arrival))
+            #expect(cached.status == 200, "a stored answer is served from the host's store")
+            let status = try await stack.client.get("/api/v1/status")
+            #expect(status.status == 200)
+            #expect(TrailersFixtures.events(try await TrailersFixtures.status(stack))["queueDepth"] == nil)
+        }
+        #expect(TrailersFixtures.calls(fake, TrailersFixtures.arrivalPaths) == [1, 1, 1])
+        #expect(TrailersFixtures.calls(fake, other.paths) == [0, 0, 0], "nothing was queued")
+
+        try postgres.start()
+        let accepted = try await eventually(within: .seconds(20)) {
+            try await TrailersFixtures.post(stack, ["type": "new-content", "url": other.url]).status == 202
+        }
+        #expect(accepted)
+        let processed = try await eventually(within: .seconds(15)) {
+            let depth = TrailersFixtures.events(try await TrailersFixtures.status(stack))["queueDepth"] as? Int
+            return TrailersFixtures.calls(fake, other.paths) == [1, 1, 1] && depth == 0
+        }
+        #expect(processed)
+    }
+
+    @Test("the refresher re-validates old answers at its rate, and a pulled trailer shows up unasked", arguments: StorageMode.allCases)
+    func refresher(_ storage: StorageMode) async throws {
         let fake = try FakeUpstream()
         defer { fake.stop() }
         let stack = try await Stack("trailers-refresh", workers: 2, environment: TrailersFixtures.environment(fake, [
             "MARQUEE_TRAILERS_REFRESH_AGE": "1", "MARQUEE_TRAILERS_REFRESH_RATE": "2",
-        ]))
+        ]), storage: storage)
         defer { stack.stop() }
         let films = [TrailersFixtures.arrivalFilm] + (1...4).map { TrailersFixtures.add(fake, slug: "refresh-\($0)", imdbId: "tt000050\($0)", tmdbId: 500 + $0) }
         for film in films {

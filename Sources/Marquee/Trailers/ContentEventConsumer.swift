@@ -1,31 +1,38 @@
 import LMDBStore
 import Logging
+import PostgresClient
 import Synchronization
 
-/// The pool's one consumer of content events: whichever worker holds the lease prefetches the
-/// answer of each due event, so that the first client request for new content is a hit.
-/// Failures are retried with backoff and parked after the configured attempts. No store
-/// transaction is open while an upstream is called: each step is its own short transaction.
+/// The pool's one consumer of content events (the cluster's, with a database): whichever
+/// worker holds the lease prefetches the answer of each due event, so that the first client
+/// request for new content is a hit. Failures are retried with backoff and parked after the
+/// configured attempts. No transaction is open while an upstream is called: each step is its
+/// own short transaction.
 final class ContentEventConsumer: Sendable {
     static let interval: Duration = .milliseconds(200)
-    static let pageSize = 64
+    /// At most this many events per round, so that the lease is renewed between rounds.
+    static let roundSize = 64
     /// How long an event waits when another process is computing its answer right now.
     static let busyDelay: Duration = .milliseconds(500)
+    /// How long a dead host keeps the role, cluster-wide, before another host takes it; the
+    /// holder renews it before each event.
+    static let clusterLeaseTTL: Duration = .seconds(5)
 
     let lease: PoolLease
-    private let queue: ContentEventQueue
+    private let queue: any ContentEventQueue
     private let cache: TrailerCache
     private let settings: @Sendable () -> TrailersSettings
     private let logger: @Sendable () -> Logger
-    private let cursor = Mutex<String?>(nil)
     private let processed = Atomic<Int>(0)
     private let failures = Atomic<Int>(0)
     private let parked = Atomic<Int>(0)
 
-    init(store: Store, cache: TrailerCache, settings: @escaping @Sendable () -> TrailersSettings,
-         logger: @escaping @Sendable () -> Logger) {
-        self.lease = PoolLease(TrailerKeys.consumerLease, store: store)
-        self.queue = ContentEventQueue(store: store)
+    /// `database`: the role is the cluster's, not the host's.
+    init(store: Store, queue: any ContentEventQueue, cache: TrailerCache, settings: @escaping @Sendable () -> TrailersSettings,
+         database: PostgresClient? = nil, logger: @escaping @Sendable () -> Logger) {
+        self.lease = PoolLease(TrailerKeys.consumerLease, store: store,
+                               cluster: database.map { ClusterLease(TrailerKeys.consumerLease, database: $0, ttl: Self.clusterLeaseTTL) })
+        self.queue = queue
         self.cache = cache
         self.settings = settings
         self.logger = logger
@@ -35,39 +42,46 @@ final class ContentEventConsumer: Sendable {
         let wasHolding = lease.isHeldHere
         guard lease.claim() else { return }
         if !wasHolding { logger().notice("this worker now consumes the content events") }
-        let page: [(key: String, event: ContentEventQueue.Event)]
-        do {
-            page = try queue.page(after: cursor.withLock { $0 }, limit: Self.pageSize)
-        } catch {
-            logger().warning("cannot read the content event queue", metadata: ["error": "\(error)"])
-            return
-        }
-        cursor.withLock { $0 = page.count < Self.pageSize ? nil : page.last?.key }
-        let now = StoreClock.nowMillis()
-        for (key, event) in page where event.nextAt <= now {
-            // Renews the lease before each event, and ends the round when the worker stops.
-            guard lease.claim() else { return }
-            process(key, event)
+        // A claim outlasts one lookup, the longest an event takes, with its wait for another's.
+        let claimFor = cache.lookup.upstream.timeouts.total * 2 + .seconds(1)
+        var taken = 0
+        while taken < Self.roundSize {
+            let limit = min(queue.claimSize, Self.roundSize - taken)
+            let batch: [ContentEvent]
+            do {
+                batch = try queue.claimDue(limit: limit, claimFor: claimFor)
+            } catch {
+                logger().warning("cannot read the content event queue", metadata: ["error": "\(error)"])
+                return
+            }
+            taken += batch.count
+            for event in batch {
+                // Renews the lease before each event, and ends the round when the worker stops.
+                guard lease.claim() else { return }
+                process(event)
+            }
+            // A short batch: nothing more is due now (or, in the embedded store, in this page).
+            guard batch.count == limit else { return }
         }
     }
 
-    private func process(_ key: String, _ event: ContentEventQueue.Event) {
+    private func process(_ event: ContentEvent) {
         let settings = settings()
         do {
             guard let film = try? FilmURL.parse(event.url, policy: settings.policy) else {
-                try queue.failed(key, error: "no longer an allowed film URL under the current settings", maxAttempts: 1, backoff: .zero)
+                try queue.failed(event, error: "no longer an allowed film URL under the current settings", maxAttempts: 1, backoff: .zero)
                 parked.add(1, ordering: .relaxed)
                 return
             }
             switch cache.prefetch(film, settings: settings) {
             case .stored:
-                try queue.complete(key)
+                try queue.complete(event)
                 processed.add(1, ordering: .relaxed)
             case .busy:
-                try queue.postpone(key, by: Self.busyDelay)
+                try queue.postpone(event, by: Self.busyDelay)
             case .failed(let reason):
                 failures.add(1, ordering: .relaxed)
-                let wasParked = try queue.failed(key, error: reason, maxAttempts: settings.eventAttempts, backoff: settings.eventBackoff)
+                let wasParked = try queue.failed(event, error: reason, maxAttempts: settings.eventAttempts, backoff: settings.eventBackoff)
                 if wasParked {
                     parked.add(1, ordering: .relaxed)
                     logger().error("content event parked after its last attempt", metadata: [

@@ -1,7 +1,8 @@
 import LMDBStore
 import Logging
 
-/// Final answers, shared by the whole pool through the store.
+/// Final answers, shared by the whole pool through the store (and by the cluster through the
+/// database, when there is one: see `TrailerLookup.answer`).
 ///
 /// A hit is one read transaction and the stored bytes served as they are. A miss runs the
 /// lookup chain under the store's pool-wide single flight: whatever the number of requests,
@@ -119,11 +120,9 @@ final class TrailerCache: Sendable {
         let lookup = self.lookup
         return try store.fetch(key, wait: lookup.upstream.timeouts.total + .seconds(1), failurePayload: Self.payload) {
             do {
-                let outcome: TrailerLookup.Outcome
-                if let leading {
-                    outcome = try leading.lead { try lookup.resolve(film, settings: settings, logger: logger) }
-                } else {
-                    outcome = try lookup.resolve(film, settings: settings, logger: logger)
+                let outcome = try lookup.answer(film, settings: settings, logger: logger) { chain in
+                    guard let leading else { return try chain() }
+                    return try leading.lead(chain)
                 }
                 return (outcome.record.bytes, outcome.lifetime)
             } catch {

@@ -1,6 +1,7 @@
 /// Where the trailers feature keeps things in the shared store. Cache entries (answers and
 /// upstream steps) have a time-to-live and may be evicted; the event queue, the parked events
-/// and the counters have none and are state.
+/// and the counters have none and are state (without a database: with one, the queue is in
+/// PostgreSQL, see `PostgresContentEventQueue`).
 enum TrailerKeys {
     static let answerPrefix = "trailers/answer/"
     /// The final answer for one normalised film URL (see `TrailerRecord`).

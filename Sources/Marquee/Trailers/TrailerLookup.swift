@@ -1,6 +1,7 @@
 import Foundation
 import LMDBStore
 import Logging
+import PostgresClient
 
 /// The lookup chain: Viaplay document → IMDb id → TMDB find → TMDB id → TMDB videos →
 /// trailers. Each step's answer is kept in the store with its own time-to-live, so a chain run
@@ -22,6 +23,35 @@ struct TrailerLookup: Sendable {
         /// How long the record may be served: as long as the shortest-lived step it came from.
         var lifetime: Duration
         var tmdbCalls: Int
+    }
+
+    /// The final answer for `film`: `resolve`'s, run inside `run` (which may take the caller's
+    /// upstream slot). With a database, the answer is also the cluster's: a fresh one another
+    /// host stored is used as it is, the chain runs on one host at a time and its answer is
+    /// stored for the others, so an onboarded answer outlives the store of the host that made
+    /// it. `revalidate` runs the chain even when a fresh answer is stored (the refresher). When
+    /// the database cannot be used, the chain runs here.
+    func answer(_ film: FilmURL, settings: TrailersSettings, revalidate: Bool = false, logger: Logger,
+                run: (() throws -> Outcome) throws -> Outcome = { try $0() }) throws -> Outcome {
+        func chain() throws -> Outcome {
+            try run { try resolve(film, settings: settings, revalidate: revalidate, logger: logger) }
+        }
+        guard let flight else { return try chain() }
+        var computed: Outcome?
+        do {
+            let shared = try flight.answer(TrailerKeys.answer(film), wait: upstream.timeouts.total + .seconds(1), refetch: revalidate) {
+                let outcome = try chain()
+                computed = outcome
+                return (outcome.record.bytes, outcome.lifetime)
+            }
+            if let computed { return computed }
+            guard let record = TrailerRecord(shared.value) else { return try chain() }
+            return Outcome(record: record, lifetime: max(shared.remaining, .seconds(1)), tmdbCalls: 0)
+        } catch is ClusterFlight.Timeout {
+            throw UpstreamError.timeout
+        } catch is PostgresError {
+            return try computed ?? chain()
+        }
     }
 
     /// A step's answer as stored: a value, or why there is none.

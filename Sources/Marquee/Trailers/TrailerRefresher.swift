@@ -70,7 +70,8 @@ final class TrailerRefresher: Sendable {
     private func refresh(_ candidate: Candidate, settings: TrailersSettings) {
         guard let film = try? FilmURL.parse(candidate.url, policy: settings.policy), TrailerKeys.answer(film) == candidate.key else { return }
         do {
-            let outcome = try lookup.resolve(film, settings: settings, revalidate: true, logger: logger())
+            // With a database the re-validated answer replaces the cluster's copy too.
+            let outcome = try lookup.answer(film, settings: settings, revalidate: true, logger: logger())
             spend(tmdbCalls: outcome.tmdbCalls, rate: settings.refreshRate)
             try store.put(candidate.key, outcome.record.bytes, ttl: outcome.lifetime, as: .disposable)
             refreshed.add(1, ordering: .relaxed)

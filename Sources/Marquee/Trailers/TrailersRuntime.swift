@@ -1,6 +1,7 @@
 import FastCGI
 import LMDBStore
 import Logging
+import PostgresClient
 import SharedMetrics
 import Synchronization
 
@@ -11,7 +12,7 @@ final class TrailersRuntime: Sendable {
     let metrics: TrailerMetrics
     private let configuration: TrailersConfiguration
     private let cache: TrailerCache
-    private let queue: ContentEventQueue
+    private let queue: any ContentEventQueue
     private let consumer: ContentEventConsumer
     private let refresher: TrailerRefresher
     private let background = Mutex<[BackgroundThread]>([])
@@ -29,8 +30,10 @@ final class TrailersRuntime: Sendable {
         let cache = TrailerCache(store: services.store, upstream: services.upstream, metrics: metrics,
                                  flight: database.map { ClusterFlight(database: $0) }, logger: logger)
         self.cache = cache
-        queue = ContentEventQueue(store: services.store)
-        consumer = ContentEventConsumer(store: services.store, cache: cache, settings: settingsNow, logger: logger)
+        let queue: any ContentEventQueue = database.map { PostgresContentEventQueue(client: $0) } ?? LMDBContentEventQueue(store: services.store)
+        self.queue = queue
+        consumer = ContentEventConsumer(store: services.store, queue: queue, cache: cache, settings: settingsNow, database: database,
+                                        logger: logger)
         refresher = TrailerRefresher(store: services.store, lookup: cache.lookup, settings: settingsNow, database: database, logger: logger)
     }
 
@@ -51,14 +54,17 @@ final class TrailersRuntime: Sendable {
         return served.record.response(shape, stale: served.stale)
     }
 
-    /// 202 once every valid event is durably queued; 400 `invalid_events` when some were
-    /// refused, listing them, while the valid ones of the batch are queued all the same.
+    /// 202 once every valid event is durably queued (in PostgreSQL, with a database); 400
+    /// `invalid_events` when some were refused, listing them, while the valid ones of the batch
+    /// are queued all the same. A database that cannot be reached answers 503 `database_unavailable`.
     func contentEvents(_ request: Request) throws -> FastCGIResponse {
         try AdminAuthorization.require(request, services: services)
         let batch = try ContentEventBatch.parse(try JSONBody.object(request), policy: configuration.settings.policy)
-        let admissions: [ContentEventQueue.Admission]
+        let admissions: [ContentEvent.Admission]
         do {
             admissions = batch.accepted.isEmpty ? [] : try queue.enqueue(batch.accepted.map(\.film))
+        } catch let error as PostgresError {
+            throw error
         } catch {
             request.logger(services.logger).error("cannot queue content events", metadata: ["error": "\(error)"])
             throw TrailerCache.storeUnavailable
@@ -98,16 +104,20 @@ final class TrailersRuntime: Sendable {
         }
     }
 
-    /// The queue's figures, pool-wide from the store. The oldest waiting event takes a scan
-    /// of the queue, which is small: events leave it once their trailers are fetched.
+    /// The queue's figures, pool-wide from the store (cluster-wide from the database). Left
+    /// out while the queue cannot be read, rather than failing the page.
     func collectMetrics(into page: inout MetricsPage) {
         guard let figures = try? queue.figures() else { return }
         page.gauge("marquee_content_events_pending", [], Double(figures.queued))
         page.gauge("marquee_content_events_parked", [], Double(figures.parked))
         page.counter(MetricNames.contentEventsProcessed, [], Double(figures.processed))
-        let waiting = ((try? queue.page(after: nil, limit: 10_000)) ?? []).filter { $0.event.parkedAt == nil }
-        let oldest = waiting.map(\.event.queuedAt).min()
-        let age = oldest.map { Double(StoreClock.nowMillis().saturatingSubtract($0)) / 1000 } ?? 0
+        let oldest: Duration?
+        do {
+            oldest = try queue.oldestWaitingAge()
+        } catch {
+            return
+        }
+        let age = oldest.map { Double($0.millis) / 1000 } ?? 0
         page.gauge("marquee_queue_oldest_item_age_seconds", [("queue", "content_events")], age)
     }
 
@@ -120,7 +130,7 @@ final class TrailersRuntime: Sendable {
                 "duplicates": .int(figures.duplicates), "processed": .int(figures.processed),
             ]
         }
-        events["parkedEvents"] = .array(((try? queue.parked(limit: 20)) ?? []).map(\.json))
+        if let parked = try? queue.parked(limit: 20) { events["parkedEvents"] = .array(parked.map(\.json)) }
         var upstream: [String: JSONValue] = [:]
         if case .object(let all) = services.upstream.metrics.status {
             upstream = all.filter { $0.key == "viaplay" || $0.key == "tmdb" }
