@@ -14,6 +14,8 @@ public final class PostgresConnection {
     private(set) var inTransaction = false
     /// BEGIN not sent yet: it goes out with the transaction's first statement, in one round trip.
     private var pendingBegin: String?
+    /// Statements whose results nobody reads, sent with the COMMIT in one round trip.
+    private var deferred: [(PostgresStatement, [String?])] = []
 
     init(configuration: PostgresConfiguration, availability: PostgresAvailability) {
         self.configuration = configuration
@@ -49,6 +51,12 @@ public final class PostgresConnection {
         return Array(results.suffix(statements.count))
     }
 
+    /// Queues a statement of the current transaction whose result is not needed: it is sent
+    /// with the COMMIT, and its failure fails the commit.
+    public func executeAtCommit(_ statement: PostgresStatement, _ parameters: [String?] = []) {
+        deferred.append((statement, parameters))
+    }
+
     /// Runs SQL through the simple protocol: several statements at once, no parameters.
     /// For transaction control and migrations; requests use `execute`.
     @discardableResult
@@ -63,12 +71,13 @@ public final class PostgresConnection {
 
     func begin(isolation: String?) {
         pendingBegin = isolation.map { "BEGIN ISOLATION LEVEL \($0)" } ?? "BEGIN"
+        deferred = []
         inTransaction = true
     }
 
     func commit() throws(PostgresError) {
         defer { inTransaction = false }
-        if pendingBegin != nil {
+        if pendingBegin != nil && deferred.isEmpty {
             // Nothing was sent: there is nothing to commit.
             pendingBegin = nil
             return
@@ -76,10 +85,14 @@ public final class PostgresConnection {
         try pipeline(pendingSteps() + [.simple("COMMIT")])
     }
 
-    /// The BEGIN not sent yet, which the next round trip carries first.
+    /// The BEGIN and deferred statements not sent yet, which the next round trip carries first.
     private func pendingSteps() -> [Step] {
-        defer { pendingBegin = nil }
-        return pendingBegin.map { [.simple($0)] } ?? []
+        var steps: [Step] = []
+        if let begin = pendingBegin { steps.append(.simple(begin)) }
+        steps += deferred.map { .prepared($0.0, $0.1) }
+        pendingBegin = nil
+        deferred = []
+        return steps
     }
 
     /// Rolls back after a failure inside a transaction. A connection that fails even this is
@@ -87,6 +100,7 @@ public final class PostgresConnection {
     func rollback() {
         guard inTransaction else { return }
         inTransaction = false
+        deferred = []
         if pendingBegin != nil {
             pendingBegin = nil
             return
