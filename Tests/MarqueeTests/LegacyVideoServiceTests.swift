@@ -143,7 +143,7 @@ struct LegacyVideoServiceTests {
         let directory = TestPaths.temporaryDirectory("legacy-video-upgrade")
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try Store.open(StoreOptions(directory: directory.path, maxBytes: 16 << 20))
-        let catalogue = VideoCatalogue(store: store)
+        let catalogue = LMDBVideoCatalogue(store: store)
         let earlier = #"{"sources":[{"size":720,"src":"/a.mp4","type":"video/mp4"}],"title":"Old","videoId":"old"}"#
         try store.put(VideoKeys.catalogue("old"), Array(earlier.utf8), as: .state, durable: true)
 

@@ -40,11 +40,11 @@ struct VideoVisitsLoadTests {
         #expect(try await Self.consumerPid(stack) != victim.pid, "another worker took the consumer over")
 
         let store = try Store.open(StoreOptions(directory: stack.directory.appendingPathComponent("store").path, maxBytes: 256 << 20))
-        let count = try VisitTable(store: store).count(of: "12345")
+        let count = try LMDBVisitStore(store: store).count(of: "12345")
         #expect(count >= Self.reads, "no 2xx read is lost")
         #expect(count - Self.reads <= failures.count, "beyond the 2xx reads, only reads that failed at the kill are counted")
-        let stored = try VisitTable(store: store).visits(of: "12345", limit: .max).map(\.userAgent)
-        #expect(stored.count == VisitTable.recentKept, "the newest visits are kept, no more")
+        let stored = try LMDBVisitStore(store: store).visits(of: "12345", limit: .max).map(\.userAgent)
+        #expect(stored.count == Visit.recentKept, "the newest visits are kept, no more")
         #expect(stored.count == Set(stored).count, "no visit is stored twice")
         #expect(Set(stored).isSubset(of: successes.union(failures)))
         let figures = try VisitOutbox(store: store).figures()
@@ -132,11 +132,11 @@ struct VideoVisitsLoadTests {
         #expect(stats.usedBytes < Self.usedBytesBound)
         #expect(fileBytes < Self.fileBytesBound)
 
-        let table = VisitTable(store: store)
+        let table = LMDBVisitStore(store: store)
         let count = try table.count(of: "12345")
         #expect(count >= requests && count <= requests + 16, "every answered read is counted")
         let recent = try table.visits(of: "12345", limit: .max)
-        #expect(recent.count == VisitTable.recentKept)
+        #expect(recent.count == Visit.recentKept)
         #expect(recent.allSatisfy { $0.userAgent.utf8.count <= Visit.maxUserAgentBytes && $0.encoded().count <= Visit.maxEncodedBytes })
         let cluster = "a" + VideoVisitUnitTests.combiningMarks
         #expect(recent.contains { $0.userAgent == String(repeating: cluster, count: 17) }, "the combining-marks agent is cut to whole characters")
