@@ -22,6 +22,7 @@ public enum StoreImport {
             cursor = page.nextCursor
         } while cursor != nil
         report.lines.append("users: \(copied) copied, \(skipped) skipped (already in the database), streams copied with their users")
+        report.lines += try copyVideos(store: store, database: database, batchSize: batchSize)
         return report
     }
 }
