@@ -1,4 +1,5 @@
 import Foundation
+@testable import Marquee
 import Testing
 
 /// The catalogue, its visits, `marquee videos import` and the built-in local CDN, through a
@@ -129,6 +130,20 @@ struct VideoCatalogueTests {
         #expect(answer.status == 503)
         #expect(answer.errorCode == "no_cdn_configured")
         #expect(try await stack.client.get("/api/v1/health").json()?["status"] as? String == "ok")
+    }
+
+    @Test("sixteen concurrent first PUTs of one video across the workers: exactly one 201, one _id", arguments: StorageMode.allCases)
+    func concurrentCreation(_ storage: StorageMode) async throws {
+        let stack = try await Stack("video-create-race", workers: 2, storage: storage)
+        defer { stack.stop() }
+        let client = stack.client
+        let body = Data(#"{"title": "Race", "sources": [{"src": "/race.mp4", "size": 720, "type": "video/mp4"}]}"#.utf8)
+        let statuses = await concurrently(16, width: 16) { _ in
+            (try? await client.request("PUT", "/api/v1/videos/race", headers: Self.admin, body: body).status) ?? 0
+        }
+        #expect(statuses.filter { $0 == 201 }.count == 1, "\(statuses)")
+        #expect(statuses.allSatisfy { $0 == 200 || $0 == 201 }, "\(statuses)")
+        #expect(try await client.get("/video/race").json()?["_id"] as? String == Video.generatedLegacyId(for: "race"))
     }
 
     @Test("with a database, visits wait in the host's outbox while their move fails, and move once it works: each counted once")
