@@ -94,10 +94,10 @@ public struct VisitOutbox: Sendable {
     /// A batch on its way to a store outside this one, under a number that store remembers per
     /// `mover`: a batch sent twice (its sender died after the commit, before `release`) is
     /// recognised by the number, even where the store already trimmed its visits away.
-    public struct Claim: Sendable {
-        public var mover: String
-        public var number: Int64
-        public var entries: [(key: String, value: [UInt8])]
+    struct Claim: Sendable {
+        var mover: String
+        var number: Int64
+        var entries: [(key: String, value: [UInt8])]
     }
 
     /// The batch claimed earlier and not released, else up to `limit` of the oldest entries
@@ -110,8 +110,13 @@ public struct VisitOutbox: Sendable {
         let newMover = UUID().uuidString.lowercased()
         return try write(durable: true) { txn in
             if let pending = try Self.pendingClaim(txn) { return pending }
-            let mover = try txn.get(VideoKeys.mover).map { String(decoding: $0, as: UTF8.self) } ?? newMover
-            try txn.put(VideoKeys.mover, Array(mover.utf8))
+            let mover: String
+            if let stored = try txn.get(VideoKeys.mover) {
+                mover = String(decoding: stored, as: UTF8.self)
+            } else {
+                mover = newMover
+                try txn.put(VideoKeys.mover, Array(mover.utf8))
+            }
             let entries = try txn.scan(prefix: VideoKeys.outboxPrefix, limit: limit).map { (key: $0.key, value: $0.entry.value) }
             guard !entries.isEmpty else { return nil }
             let number = try txn.increment(VideoKeys.claims)
