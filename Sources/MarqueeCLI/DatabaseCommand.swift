@@ -75,12 +75,16 @@ struct DatabaseCommand: ParsableCommand {
     struct ImportStore: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "import-store",
-            abstract: "Copy an embedded store's accounts and streams into the database.",
+            abstract: "Copy an embedded store's accounts, streams, videos, visits and content events into the database.",
             discussion: """
                 Reads the LMDB store in --store-dir (default MARQUEE_STORE_DIR) and copies every user \
                 with its streams, keeping creation times and order. Users the database already holds \
                 are skipped, so running it again copies nothing; it prints what it copied and skipped. \
-                Run `marquee db migrate` first.
+                Videos are copied likewise, and each video's visit count with its kept visits unless the \
+                database counts that video already. Visits still in the outbox are moved: they leave the \
+                store as the database takes them. Queued and parked content events are copied with their \
+                attempts, times and last errors; those the database holds already are skipped. Run \
+                `marquee db migrate` first.
                 """
         )
         @OptionGroup var options: StoreCommand.Options

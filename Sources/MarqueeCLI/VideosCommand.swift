@@ -12,7 +12,10 @@ struct VideosCommand: ParsableCommand {
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create or replace the videos of a JSON file (a list of videos, or one video).",
-            discussion: "Every video is checked first; one problem anywhere and nothing is stored. The workers see the videos at once."
+            discussion: """
+                Every video is checked first; one problem anywhere and nothing is stored. The workers see the videos at once. \
+                With MARQUEE_DATABASE_URL the videos go into the database, which every host reads.
+                """
         )
         @OptionGroup var options: StoreCommand.Options
         @Argument(help: "The JSON file.") var file: String
@@ -26,11 +29,17 @@ struct VideosCommand: ParsableCommand {
             }
             let videos: [Video]
             do {
-                videos = try VideoCatalogue.parseImport(data)
+                videos = try VideoImport.parse(data)
             } catch {
                 Diagnostics.fail("\(file): \(error)", status: .failure)
             }
-            let created = try VideoCatalogue(store: options.open()).save(videos)
+            let database: Database?
+            do {
+                database = try DatabaseSettings(SettingsReader.current()).map(Database.init)
+            } catch {
+                Diagnostics.fail("\(error)", status: .failure)
+            }
+            let created = try VideosFeature.catalogue(options.open(), database: database).save(videos)
             print("imported \(videos.count) video\(videos.count == 1 ? "" : "s") from \(file): \(created) new, \(videos.count - created) replaced")
         }
     }

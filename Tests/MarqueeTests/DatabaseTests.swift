@@ -1,7 +1,8 @@
 import Foundation
 import LMDBStore
-import Testing
 @testable import Marquee
+import PostgresClient
+import Testing
 
 /// The PostgreSQL system of record: migrations, the schema check, and a database that goes away
 /// and comes back under running workers. Each test starts its own PostgreSQL.
@@ -39,9 +40,9 @@ struct DatabaseTests {
 
         let after = try Self.marquee(["db", "status"], "status-after", url: postgres.url, in: logs)
         #expect(after.waitForExit(timeout: .seconds(30)) == 0, "\(after.log)")
-        // Versions may skip numbers (branches take theirs in parallel): status shows the newest.
-        let latest = try postgres.psql("SELECT max(version) FROM schema_migrations")
-        #expect(after.log.contains("schema version \(latest), this marquee knows \(latest)"))
+        // The version is the newest migration's number, not how many there are: numbers may have gaps.
+        let newest = try postgres.psql("SELECT max(version) FROM schema_migrations")
+        #expect(after.log.contains("schema version \(newest), this marquee knows \(newest)"), "\(after.log)")
         // The URL is printed without the password.
         let secret = try Self.marquee(["db", "status"], "status-secret", url: postgres.url + "&password=hunter2-secret", in: logs)
         _ = secret.waitForExit(timeout: .seconds(30))
@@ -218,5 +219,91 @@ struct DatabaseTests {
         #expect(second.waitForExit(timeout: .seconds(60)) == 0, "\(second.log)")
         #expect(second.log.contains("content events: 0 copied, 3 skipped"), "\(second.log)")
         #expect(try postgres.psql("SELECT count(*) FROM content_events") == "3")
+    }
+
+    @Test("db import-store copies an embedded store's videos, moved visits and outbox visits, and a second run copies nothing")
+    func importStoreVideos() throws {
+        let directory = TestPaths.temporaryDirectory("db-import-videos")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let storeDirectory = directory.appendingPathComponent("store")
+        // A store made by this version: two videos, 120 visits of `a` moved (100 kept), four waiting.
+        // Opened once: LMDB must not open one environment twice in a process.
+        let store = try Store.open(StoreOptions(directory: storeDirectory.path, maxBytes: 64 << 20))
+        let outbox = VisitOutbox(store: store)
+        try LMDBVideoCatalogue(store: store).save(try VideoImport.parse(Data(#"""
+            [{"videoId": "a", "title": "A", "sources": [{"src": "/a.mp4", "size": 720, "type": "video/mp4"}]},
+             {"_id": "6213a7299fa2604f1b188ee0", "videoId": "b", "title": "B", "sources": [{"src": "/b.mp4", "size": 720, "type": "video/mp4"}]}]
+            """#.utf8)))
+        for index in 0..<120 {
+            try outbox.append(Visit(videoId: "a", ip: "192.0.2.1", userAgent: "moved/\(index)", at: 1_000 + UInt64(index)))
+        }
+        while try outbox.moveBatch(limit: 500).total > 0 {}
+        for index in 0..<3 {
+            try outbox.append(Visit(videoId: "a", ip: "192.0.2.2", userAgent: "pending/\(index)", at: 2_000 + UInt64(index)))
+        }
+        try outbox.append(Visit(videoId: "b", ip: "192.0.2.3", userAgent: "pending-b", at: 2_000))
+
+        let postgres = try PostgresServer("import-videos")
+        defer { postgres.remove() }
+        let migrate = try Self.marquee(["db", "migrate"], "migrate", url: postgres.url, in: directory)
+        #expect(migrate.waitForExit(timeout: .seconds(60)) == 0, "\(migrate.log)")
+        func importStore(_ name: String) throws -> ChildProcess {
+            try ChildProcess(name, executable: TestPaths.marquee, arguments: ["db", "import-store", "--store-dir", storeDirectory.path],
+                             environment: ["MARQUEE_DATABASE_URL": postgres.url, "MARQUEE_STORE_MAX_MB": "64"], logDirectory: directory)
+        }
+
+        let first = try importStore("import-1")
+        #expect(first.waitForExit(timeout: .seconds(60)) == 0, "\(first.log)")
+        #expect(first.log.contains("videos: 2 copied, 0 skipped"), "\(first.log)")
+        #expect(first.log.contains("visit counts: 1 copied (120 visits, 100 kept in full), 0 skipped"), "\(first.log)")
+        #expect(first.log.contains("outbox visits: 4 copied, 0 skipped"), "\(first.log)")
+        #expect(try postgres.psql("SELECT video_id || '=' || (body->>'_id') FROM videos ORDER BY video_id")
+                == "a=\(Video.generatedLegacyId(for: "a"))\nb=6213a7299fa2604f1b188ee0")
+        #expect(try postgres.psql("SELECT video_id || '=' || count FROM video_visit_counts ORDER BY video_id") == "a=123\nb=1")
+        #expect(try postgres.psql("SELECT count(*) FROM video_visits WHERE video_id = 'a'") == "100", "the newest 100 are kept")
+        #expect(try postgres.psql("SELECT string_agg(user_agent, ',' ORDER BY at DESC, visit_id) FROM (SELECT * FROM video_visits WHERE video_id = 'a' ORDER BY at DESC LIMIT 4) v")
+                == "pending/2,pending/1,pending/0,moved/119")
+
+        let second = try importStore("import-2")
+        #expect(second.waitForExit(timeout: .seconds(60)) == 0, "\(second.log)")
+        #expect(second.log.contains("videos: 0 copied, 2 skipped"), "\(second.log)")
+        #expect(second.log.contains("visit counts: 0 copied (0 visits, 0 kept in full), 1 skipped"), "\(second.log)")
+        #expect(second.log.contains("outbox visits: 0 copied, 0 skipped"), "\(second.log)")
+        #expect(try postgres.psql("SELECT video_id || '=' || count FROM video_visit_counts ORDER BY video_id") == "a=123\nb=1")
+        #expect(try postgres.psql("SELECT count(*) FROM video_visits") == "101")
+        #expect(try outbox.figures().queued == 0, "the outbox visits left the store with their move")
+    }
+
+    @Test("a batch the database committed but the outbox still holds (its mover died in between) counts once when sent again")
+    func visitBatchSentTwice() throws {
+        let (server, client) = try ClusterCoordinationTests.database("visits-twice")
+        defer { server.remove() }
+        let directory = TestPaths.temporaryDirectory("db-visits-twice")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try Store.open(StoreOptions(directory: directory.path, maxBytes: 64 << 20))
+        let outbox = VisitOutbox(store: store)
+        let visits = PostgresVisitStore(client: client)
+        for index in 0..<150 {
+            try outbox.append(Visit(videoId: "v", ip: "192.0.2.1", userAgent: "twice/\(index)", at: 1_000 + UInt64(index)))
+        }
+
+        // What a mover killed after the commit leaves behind: the claim in the store, the batch in the database.
+        let claim = try #require(try outbox.claim(limit: 500))
+        let added = try client.transaction { connection in
+            guard try !connection.execute(PostgresVisitStore.Statement.claim, [claim.mover, String(claim.number)]).isEmpty else { return -1 }
+            return try PostgresVisitStore.insert(claim.entries.compactMap { Visit.decode($0.value) }, on: connection)
+        }
+        #expect(added == 150)
+        #expect(try server.psql("SELECT count(*) FROM video_visits") == "100", "the trim deleted 50 of the batch's visits already")
+
+        let again = try visits.move(from: outbox, limit: 500)
+        #expect(again == VisitOutbox.Moved(moved: 0, alreadyStored: 150, rejected: 0))
+        #expect(try visits.count(of: "v") == 150)
+        #expect(try outbox.figures().queued == 0)
+
+        try outbox.append(Visit(videoId: "v", ip: "192.0.2.1", userAgent: "after", at: 5_000))
+        #expect(try visits.move(from: outbox, limit: 500) == VisitOutbox.Moved(moved: 1, alreadyStored: 0, rejected: 0))
+        #expect(try visits.count(of: "v") == 151)
+        #expect(try visits.visits(of: "v", limit: 2).map(\.userAgent) == ["after", "twice/149"])
     }
 }

@@ -25,8 +25,8 @@ struct LegacyVideoServiceTests {
 
     /// A stack whose one CDN signs as the earlier service did, with the catalogue its tests
     /// read: video 12345 with its database `_id`, and the get-token test's video without one.
-    static func start(_ label: String) async throws -> VideoStack {
-        let video = try await VideoStack(label) { base in
+    static func start(_ label: String, storage: StorageMode = .embedded) async throws -> VideoStack {
+        let video = try await VideoStack(label, storage: storage) { base in
             [#"{"name": "legacy", "address": "\#(base)", "scheme": "md5-legacy", "keys": [{"id": "legacy-0", "secret": "0000"}]}"#]
         }
         do {
@@ -38,10 +38,10 @@ struct LegacyVideoServiceTests {
             catalogued["_id"] = nil
             let file = video.stack.directory.appendingPathComponent("catalogue.json")
             try JSONSerialization.data(withJSONObject: [fixture, catalogued]).write(to: file)
+            var environment = ["MARQUEE_STORE_DIR": video.stack.directory.appendingPathComponent("store").path, "MARQUEE_STORE_MAX_MB": "256"]
+            if let postgres = video.stack.postgres { environment["MARQUEE_DATABASE_URL"] = postgres.url }
             let importer = try ChildProcess("import", executable: TestPaths.marquee, arguments: ["videos", "import", file.path],
-                                            environment: ["MARQUEE_STORE_DIR": video.stack.directory.appendingPathComponent("store").path,
-                                                          "MARQUEE_STORE_MAX_MB": "256"],
-                                            logDirectory: video.stack.directory)
+                                            environment: environment, logDirectory: video.stack.directory)
             guard importer.waitForExit(timeout: .seconds(20)) == 0 else { throw StackError("videos import failed: \(importer.log)") }
         } catch {
             video.stop()
@@ -102,9 +102,9 @@ struct LegacyVideoServiceTests {
         }
     }
 
-    @Test("a video put without an _id gets a stable 24-hex one, kept on replacement; a given _id is kept")
-    func generatedIds() async throws {
-        let video = try await Self.start("legacy-video-ids")
+    @Test("a video put without an _id gets a stable 24-hex one, kept on replacement; a given _id is kept", arguments: StorageMode.allCases)
+    func generatedIds(_ storage: StorageMode) async throws {
+        let video = try await Self.start("legacy-video-ids", storage: storage)
         defer { video.stop() }
         let stack = video.stack
         let admin = ["Authorization": "Bearer \(Stack.adminToken)", "Content-Type": "application/json"]
@@ -131,6 +131,8 @@ struct LegacyVideoServiceTests {
         #expect(try await stack.client.request("PUT", "/api/v1/videos/sintel", headers: admin, body: given).json()?["_id"] as? String
             == "5f1e2d3c4b5a697887766554")
         #expect(try await stack.client.get("/video/sintel").json()?["_id"] as? String == "5f1e2d3c4b5a697887766554")
+        #expect(try await stack.client.request("PUT", "/api/v1/videos/sintel", headers: admin, body: body).json()?["_id"] as? String
+            == "5f1e2d3c4b5a697887766554", "a replacement without an _id keeps the one given before")
 
         let wrongType = Data(#"{"_id": 7, "title": "Sintel", "sources": [{"src": "/sintel-720.mp4", "size": 720, "type": "video/mp4"}]}"#.utf8)
         let refused = try await stack.client.request("PUT", "/api/v1/videos/sintel", headers: admin, body: wrongType)
@@ -143,7 +145,7 @@ struct LegacyVideoServiceTests {
         let directory = TestPaths.temporaryDirectory("legacy-video-upgrade")
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try Store.open(StoreOptions(directory: directory.path, maxBytes: 16 << 20))
-        let catalogue = VideoCatalogue(store: store)
+        let catalogue = LMDBVideoCatalogue(store: store)
         let earlier = #"{"sources":[{"size":720,"src":"/a.mp4","type":"video/mp4"}],"title":"Old","videoId":"old"}"#
         try store.put(VideoKeys.catalogue("old"), Array(earlier.utf8), as: .state, durable: true)
 

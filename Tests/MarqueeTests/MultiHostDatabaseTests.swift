@@ -271,6 +271,32 @@ struct MultiHostDatabaseTests {
         #expect(takeover <= ttl * 2, "took \(takeover) with a lease of \(ttl)")
         print("multi-host roles: \(role) passed from host \(host + 1) to \(successor) \(takeover) after the kill (lease \(ttl), bound \(ttl * 2))")
     }
+
+    @Test("visits read through three hosts add up in the database: each host moves its own outbox, each visit once")
+    func visitsAddUp() async throws {
+        let cluster = try await Cluster("multihost-visits", database: true)
+        defer { cluster.stop() }
+        let postgres = try #require(cluster.postgres)
+        #expect(try await cluster.host(0).request("PUT", "/api/v1/videos/12345", headers: Stack.adminHeaders,
+                                                  body: try VideoFixtures.data("video-12345.json")).status == 201)
+        for index in cluster.hosts.indices {
+            for read in 0..<(10 * (index + 1)) {
+                let answer = try await cluster.host(index).get("/video/12345", headers: ["User-Agent": "host\(index + 1)/\(read)"])
+                #expect(answer.status == 200, "host \(index + 1): \(answer.text)")
+            }
+        }
+        var count: Int?
+        let counted = try await eventually(within: .seconds(30)) {
+            count = try await cluster.host(2).get("/api/v1/videos/12345/visits?limit=100", headers: Stack.adminHeaders).json()?["count"] as? Int
+            return count == 60
+        }
+        #expect(counted, "count \(count ?? -1)")
+        #expect(try postgres.psql("SELECT count(*) FROM video_visits WHERE video_id = '12345'") == "60")
+        #expect(try postgres.psql("SELECT count(*) FROM video_visit_movers") == "3", "one mover per host")
+        let recent = try await cluster.host(0).get("/api/v1/videos/12345/visits?limit=100", headers: Stack.adminHeaders)
+        let agents = ((recent.json()?["recent"] as? [[String: Any]]) ?? []).compactMap { $0["userAgent"] as? String }
+        #expect(Set(agents.map { $0.prefix(5) }) == ["host1", "host2", "host3"], "every host reads the same visits")
+    }
 }
 
 final class AcknowledgedIds: @unchecked Sendable {

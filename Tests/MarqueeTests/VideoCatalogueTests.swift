@@ -1,4 +1,5 @@
 import Foundation
+@testable import Marquee
 import Testing
 
 /// The catalogue, its visits, `marquee videos import` and the built-in local CDN, through a
@@ -7,20 +8,24 @@ import Testing
 struct VideoCatalogueTests {
     static let admin = ["Authorization": "Bearer \(Stack.adminToken)"]
 
-    @Test("import, read, visits with the client address, admin upsert, and minting for the local nginx")
-    func catalogueAndVisits() async throws {
+    @Test("import, read, visits with the client address, admin upsert, and minting for the local nginx", arguments: StorageMode.allCases)
+    func catalogueAndVisits(_ storage: StorageMode) async throws {
         let stack = try await Stack("video-catalogue", workers: 2, environment: [
             "MARQUEE_TRUSTED_PROXIES": "127.0.0.1",
             "MARQUEE_SECURE_LINK_SECRET": Stack.secureLinkSecret,
-        ])
+        ], storage: storage)
         defer { stack.stop() }
-        let storeEnvironment = ["MARQUEE_STORE_DIR": stack.directory.appendingPathComponent("store").path, "MARQUEE_STORE_MAX_MB": "256"]
+        var storeEnvironment = ["MARQUEE_STORE_DIR": stack.directory.appendingPathComponent("store").path, "MARQUEE_STORE_MAX_MB": "256"]
+        if let postgres = stack.postgres { storeEnvironment["MARQUEE_DATABASE_URL"] = postgres.url }
 
         let fixture = VideoFixtures.directory.appendingPathComponent("video-12345.json").path
         let importer = try ChildProcess("import", executable: TestPaths.marquee, arguments: ["videos", "import", fixture],
                                         environment: storeEnvironment, logDirectory: stack.directory)
         #expect(importer.waitForExit(timeout: .seconds(20)) == 0)
         #expect(importer.log.contains("imported 1 video"), "\(importer.log)")
+        if let postgres = stack.postgres {
+            #expect(try postgres.psql("SELECT body::json->>'title' FROM videos WHERE video_id = '12345'") == "Big Buck Bunny")
+        }
 
         let read = try await stack.client.get("/video/12345", headers: ["User-Agent": "catalogue-test/1"])
         #expect(read.status == 200)
@@ -66,6 +71,10 @@ struct VideoCatalogueTests {
         #expect(try await stack.client.get("/api/v1/videos/54321/visits", headers: Self.admin).status == 404)
         #expect(try await stack.client.get("/api/v1/videos/12345/visits?limit=1", headers: Self.admin).json().flatMap { $0["recent"] as? [Any] }?.count == 1)
         #expect(try await stack.client.get("/api/v1/videos/12345/visits?limit=1000", headers: Self.admin).status == 400)
+        if let postgres = stack.postgres {
+            #expect(try postgres.psql("SELECT video_id || '=' || count FROM video_visit_counts ORDER BY video_id") == "12345=2\nsintel=1")
+            #expect(try postgres.psql("SELECT count(*) FROM video_visits") == "3")
+        }
 
         // Without a CDN file, MARQUEE_SECURE_LINK_SECRET signs for this nginx's /media/secure/.
         let media = stack.directory.appendingPathComponent("media/secure")
@@ -121,6 +130,53 @@ struct VideoCatalogueTests {
         #expect(answer.status == 503)
         #expect(answer.errorCode == "no_cdn_configured")
         #expect(try await stack.client.get("/api/v1/health").json()?["status"] as? String == "ok")
+    }
+
+    @Test("sixteen concurrent first PUTs of one video across the workers: exactly one 201, one _id", arguments: StorageMode.allCases)
+    func concurrentCreation(_ storage: StorageMode) async throws {
+        let stack = try await Stack("video-create-race", workers: 2, storage: storage)
+        defer { stack.stop() }
+        let client = stack.client
+        let body = Data(#"{"title": "Race", "sources": [{"src": "/race.mp4", "size": 720, "type": "video/mp4"}]}"#.utf8)
+        let statuses = await concurrently(16, width: 16) { _ in
+            (try? await client.request("PUT", "/api/v1/videos/race", headers: Self.admin, body: body).status) ?? 0
+        }
+        #expect(statuses.filter { $0 == 201 }.count == 1, "\(statuses)")
+        #expect(statuses.allSatisfy { $0 == 200 || $0 == 201 }, "\(statuses)")
+        #expect(try await client.get("/video/race").json()?["_id"] as? String == Video.generatedLegacyId(for: "race"))
+    }
+
+    @Test("with a database, visits wait in the host's outbox while their move fails, and move once it works: each counted once")
+    func visitsWaitForTheDatabase() async throws {
+        let stack = try await Stack("video-visits-wait", workers: 2, environment: ["MARQUEE_DATABASE_STATEMENT_TIMEOUT": "1"], storage: .postgres)
+        defer { stack.stop() }
+        let postgres = try #require(stack.postgres)
+        #expect(try await VideoVisitsLoadTests.catalogueVideo12345(stack) == 201)
+
+        // A database that does not answer the mover: its counts table locked for a while. Reads do not need it.
+        let lock = try ChildProcess("lock", executable: PostgresServer.binaries + "/psql",
+                                    arguments: ["-X", "-d", postgres.url, "-c", "BEGIN; LOCK TABLE video_visit_counts; SELECT pg_sleep(6); COMMIT;"],
+                                    logDirectory: stack.directory)
+        defer { lock.stop() }
+        #expect(try await eventually(within: .seconds(10)) {
+            try postgres.psql("SELECT count(*) FROM pg_locks WHERE relation = 'video_visit_counts'::regclass AND granted") != "0"
+        })
+        for index in 0..<20 {
+            #expect(try await stack.client.get("/video/12345", headers: ["User-Agent": "waiting/\(index)"]).status == 200)
+        }
+        try await Task.sleep(for: .seconds(2.5))
+        let waiting = try await stack.client.get("/api/v1/status")
+        let figures = ((waiting.json()?["features"] as? [String: Any])?["videos"] as? [String: Any])?["visits"] as? [String: Any]
+        #expect(figures?["queued"] as? Int == 20, "\(figures ?? [:])")
+
+        #expect(lock.waitForExit(timeout: .seconds(20)) == 0, "\(lock.log)")
+        try await Self.waitUntilDrained(stack)
+        let visits = try await stack.client.get("/api/v1/videos/12345/visits?limit=100", headers: Self.admin)
+        #expect(visits.json()?["count"] as? Int == 20)
+        #expect((visits.json()?["recent"] as? [Any])?.count == 20)
+        let logs = stack.workers.map(\.log).joined()
+        #expect(logs.components(separatedBy: "moving visits failed").count - 1 == 1, "one warning for the whole outage")
+        #expect(logs.contains("moving visits works again"))
     }
 
     /// Waits until the outbox is empty pool-wide.

@@ -31,9 +31,10 @@ struct VideoSigningScopeTests {
         }
     }
 
-    @Test("unknown video 404, a source not catalogued for the video 403, traversal 400: each a JSON error that mints nothing")
-    func refusals() async throws {
-        let video = try await VideoStack("video-scope", workers: 1) { base in
+    @Test("unknown video 404, a source not catalogued for the video 403, traversal 400: each a JSON error that mints nothing",
+          arguments: StorageMode.allCases)
+    func refusals(_ storage: StorageMode) async throws {
+        let video = try await VideoStack("video-scope", workers: 1, storage: storage) { base in
             [VideoFixtures.hmacCDN(name: "protected", address: "\(base)/media/protected", keys: [("k1", true, false)])]
         }
         defer { video.stop() }
@@ -44,6 +45,9 @@ struct VideoSigningScopeTests {
         }
         try await video.catalogue(try VideoFixtures.data("video-12345.json"), id: "12345")
         try await video.catalogue(Data(#"{"title": "Sintel", "sources": [{"src": "/sintel-720.mp4", "size": 720, "type": "video/mp4"}]}"#.utf8), id: "sintel")
+        if let postgres = stack.postgres {
+            #expect(try postgres.psql("SELECT string_agg(video_id, ',' ORDER BY video_id) FROM videos") == "12345,sintel")
+        }
         let before = try await Self.minted(stack)
 
         func post(_ body: Data) async throws -> HTTPAnswer {
@@ -121,9 +125,10 @@ struct VideoSigningScopeTests {
         }
     }
 
-    @Test("hmac-sha256 through nginx: a link whose expires is spelled any other way than the minter's is refused")
-    func canonicalExpires() async throws {
-        let video = try await VideoStack("video-expires", workers: 1) { base in
+    @Test("hmac-sha256 through nginx: a link whose expires is spelled any other way than the minter's is refused",
+          arguments: StorageMode.allCases)
+    func canonicalExpires(_ storage: StorageMode) async throws {
+        let video = try await VideoStack("video-expires", workers: 1, storage: storage) { base in
             [VideoFixtures.hmacCDN(name: "protected", address: "\(base)/media/protected", keys: [("k1", true, false)])]
         }
         defer { video.stop() }

@@ -56,7 +56,7 @@ final class VideoStack: @unchecked Sendable {
     private let cdnFile: URL
     private let configDirectory: URL
 
-    init(_ label: String, workers: Int = 2, skew: Int = 0, environment: [String: String] = [:],
+    init(_ label: String, workers: Int = 2, skew: Int = 0, environment: [String: String] = [:], storage: StorageMode = .embedded,
          cdns: (_ base: String) -> [String]) async throws {
         let port = TestPaths.freePort()
         base = "http://127.0.0.1:\(port)"
@@ -65,7 +65,7 @@ final class VideoStack: @unchecked Sendable {
         try Self.write(cdns(base), skew: skew, to: cdnFile)
         do {
             stack = try await Stack(label, workers: workers, environment: environment.merging(["MARQUEE_CDNS_FILE": cdnFile.path]) { _, new in new },
-                                    port: port)
+                                    port: port, storage: storage)
         } catch {
             try? FileManager.default.removeItem(at: configDirectory)
             throw error

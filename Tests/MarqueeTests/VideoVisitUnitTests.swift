@@ -76,7 +76,7 @@ struct VideoVisitUnitTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try Store.open(StoreOptions(directory: directory.path, maxBytes: 64 << 20))
         let outbox = VisitOutbox(store: store)
-        let table = VisitTable(store: store)
+        let table = LMDBVisitStore(store: store)
         let start = StoreClock.nowMillis()
         for index in 0..<1_200 {
             try outbox.append(Visit(videoId: index % 4 == 0 ? "other" : "12345", ip: "192.0.2.1", userAgent: "agent \(index)", at: start + UInt64(index)))
@@ -86,10 +86,10 @@ struct VideoVisitUnitTests {
         #expect(try table.count(of: "12345") == 900)
         #expect(try table.count(of: "other") == 300)
         let recent = try table.visits(of: "12345", limit: .max)
-        #expect(recent.count == VisitTable.recentKept)
+        #expect(recent.count == Visit.recentKept)
         #expect(recent.first?.userAgent == "agent 1199")
         #expect(recent.map(\.at) == recent.map(\.at).sorted(by: >))
-        #expect(try table.visits(of: "other", limit: .max).count == VisitTable.recentKept)
+        #expect(try table.visits(of: "other", limit: .max).count == Visit.recentKept)
         #expect(try outbox.figures().queued == 0)
 
         _ = try store.increment(VideoKeys.enqueued, by: Int64(VisitOutbox.maxQueued), as: .disposable)

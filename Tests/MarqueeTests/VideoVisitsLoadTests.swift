@@ -9,9 +9,10 @@ struct VideoVisitsLoadTests {
     static let reads = 10_000
     static let concurrency = 32
 
-    @Test("10,000 reads with the consumer's worker killed -9 midway: every 2xx read is counted once, the newest 100 are kept")
-    func visitsSurviveKill() async throws {
-        let stack = try await Stack("video-visits-load", workers: 2)
+    @Test("10,000 reads with the consumer's worker killed -9 midway: every 2xx read is counted once, the newest 100 are kept",
+          arguments: StorageMode.allCases)
+    func visitsSurviveKill(_ storage: StorageMode) async throws {
+        let stack = try await Stack("video-visits-load", workers: 2, storage: storage)
         defer { stack.stop() }
         #expect(try await Self.catalogueVideo12345(stack) == 201)
 
@@ -40,11 +41,23 @@ struct VideoVisitsLoadTests {
         #expect(try await Self.consumerPid(stack) != victim.pid, "another worker took the consumer over")
 
         let store = try Store.open(StoreOptions(directory: stack.directory.appendingPathComponent("store").path, maxBytes: 256 << 20))
-        let count = try VisitTable(store: store).count(of: "12345")
+        let count: Int
+        let stored: [String]
+        if let postgres = stack.postgres {
+            let answer = try await stack.client.get("/api/v1/videos/12345/visits?limit=100", headers: ["Authorization": "Bearer \(Stack.adminToken)"])
+            count = try #require(answer.json()?["count"] as? Int, "\(answer.text)")
+            let recent = try #require(answer.json()?["recent"] as? [[String: Any]])
+            #expect(recent.count == Visit.recentKept)
+            #expect(try postgres.psql("SELECT count FROM video_visit_counts WHERE video_id = '12345'") == String(count))
+            stored = try postgres.psql("SELECT user_agent FROM video_visits WHERE video_id = '12345'").split(separator: "\n").map(String.init)
+            #expect(try LMDBVisitStore(store: store).count(of: "12345") == 0, "with a database, no visit lands in the embedded table")
+        } else {
+            count = try LMDBVisitStore(store: store).count(of: "12345")
+            stored = try LMDBVisitStore(store: store).visits(of: "12345", limit: .max).map(\.userAgent)
+        }
         #expect(count >= Self.reads, "no 2xx read is lost")
         #expect(count - Self.reads <= failures.count, "beyond the 2xx reads, only reads that failed at the kill are counted")
-        let stored = try VisitTable(store: store).visits(of: "12345", limit: .max).map(\.userAgent)
-        #expect(stored.count == VisitTable.recentKept, "the newest visits are kept, no more")
+        #expect(stored.count == Visit.recentKept, "the newest visits are kept, no more")
         #expect(stored.count == Set(stored).count, "no visit is stored twice")
         #expect(Set(stored).isSubset(of: successes.union(failures)))
         let figures = try VisitOutbox(store: store).figures()
@@ -132,11 +145,11 @@ struct VideoVisitsLoadTests {
         #expect(stats.usedBytes < Self.usedBytesBound)
         #expect(fileBytes < Self.fileBytesBound)
 
-        let table = VisitTable(store: store)
+        let table = LMDBVisitStore(store: store)
         let count = try table.count(of: "12345")
         #expect(count >= requests && count <= requests + 16, "every answered read is counted")
         let recent = try table.visits(of: "12345", limit: .max)
-        #expect(recent.count == VisitTable.recentKept)
+        #expect(recent.count == Visit.recentKept)
         #expect(recent.allSatisfy { $0.userAgent.utf8.count <= Visit.maxUserAgentBytes && $0.encoded().count <= Visit.maxEncodedBytes })
         let cluster = "a" + VideoVisitUnitTests.combiningMarks
         #expect(recent.contains { $0.userAgent == String(repeating: cluster, count: 17) }, "the combining-marks agent is cut to whole characters")

@@ -23,6 +23,7 @@ public enum StoreImport {
         } while cursor != nil
         report.lines.append("users: \(copied) copied, \(skipped) skipped (already in the database), streams copied with their users")
         report.lines.append(try contentEvents(store: store, database: database, batchSize: batchSize))
+        report.lines += try copyVideos(store: store, database: database, batchSize: batchSize)
         return report
     }
 

@@ -5,8 +5,9 @@ import SharedMetrics
 import Synchronization
 
 /// The video catalogue, its visits and signed playback links:
-/// - `GET /video/{videoId}` answers the video and records a visit through the outbox, which
-///   keeps a count and the newest visits per video (see `VisitTable`);
+/// - `GET /video/{videoId}` answers the video and records a visit in the host's outbox, from
+///   which the visit store takes it: a count and the newest visits per video (see `VisitStore`);
+///   catalogue and visit store are PostgreSQL's when a database is configured;
 /// - `POST /video/token` signs a catalogue video's sources for the next CDN in turn;
 /// - `GET /api/v1/tokens/verify` checks an `hmac-sha256` link for nginx's auth_request;
 /// - `PUT /api/v1/videos/{videoId}` and `GET /api/v1/videos/{videoId}/visits` (admin token).
@@ -40,7 +41,9 @@ public struct VideosFeature: Feature {
         init(settings: Snapshot, services: Services) {
             self.settings = Mutex(settings)
             minter = TokenMinter(store: services.store)
-            consumer = VisitConsumer(store: services.store) { services.logger }
+            consumer = VisitConsumer(store: services.store, visits: VideosFeature.visits(services.store, database: services.database)) {
+                services.logger
+            }
         }
 
         var current: Snapshot { settings.withLock { $0 } }
@@ -51,7 +54,16 @@ public struct VideosFeature: Feature {
     /// An outbox whose oldest visit waited this long has no working consumer.
     static let stalledAfterMillis: UInt64 = 60_000
     static let defaultRecentVisits = 20
-    static let maxRecentVisits = VisitTable.recentKept
+    static let maxRecentVisits = Visit.recentKept
+
+    /// PostgreSQL's catalogue when the operator configured a database, else the embedded one.
+    public static func catalogue(_ store: Store, database: Database?) -> any VideoCatalogue {
+        database.map { PostgresVideoCatalogue(client: $0.client) } ?? LMDBVideoCatalogue(store: store)
+    }
+
+    static func visits(_ store: Store, database: Database?) -> any VisitStore {
+        database.map { PostgresVisitStore(client: $0.client) } ?? LMDBVisitStore(store: store)
+    }
 
     public init(services: Services) throws(SettingsError) {
         self.services = services
@@ -96,9 +108,9 @@ public struct VideosFeature: Feature {
     public func register(in router: inout Router) {
         let services = self.services
         let runtime = self.runtime
-        let catalogue = VideoCatalogue(store: services.store)
+        let catalogue = Self.catalogue(services.store, database: services.database)
         let outbox = VisitOutbox(store: services.store)
-        let visits = VisitTable(store: services.store)
+        let visits = Self.visits(services.store, database: services.database)
 
         router.get("/video/{videoId}") { request in
             let videoId = request.parameters["videoId"] ?? ""
@@ -200,7 +212,7 @@ public struct VideosFeature: Feature {
 
     /// The catalogue's own entry for each source of `given`, in the order asked: 404 when the
     /// catalogue has no such video, 403 when a source is not one of that video's.
-    static func catalogued(_ given: Video, in catalogue: VideoCatalogue) throws -> Video {
+    static func catalogued(_ given: Video, in catalogue: any VideoCatalogue) throws -> Video {
         guard Video.isValidId(given.videoId), let stored = try catalogue.video(given.videoId) else {
             throw HTTPError.notFound("no video \(given.videoId) in the catalogue")
         }

@@ -21,6 +21,8 @@ public struct Visit: Codable, Sendable, Equatable {
     /// The JSON of one visit: the user agent at most doubles when escaped (`"` and `\`),
     /// the id, the address, the time and the keys take the rest.
     public static let maxEncodedBytes = 1_536
+    /// Per video, the newest visits a visit store keeps: as many as the visits route answers at most.
+    public static let recentKept = 100
     private static let sequence = Atomic<UInt64>(0)
     private static let processTag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
 
@@ -34,6 +36,15 @@ public struct Visit: Codable, Sendable, Equatable {
         self.ip = Self.truncated(ip, toBytes: Self.maxIpBytes)
         self.at = at
         self.userAgent = Self.truncated(Self.withoutControls(userAgent ?? ""), toBytes: Self.maxUserAgentBytes)
+    }
+
+    /// A visit as a store holds it, its fields already capped.
+    init(visitId: String, videoId: String, ip: String, at: UInt64, userAgent: String) {
+        self.visitId = visitId
+        self.videoId = videoId
+        self.ip = ip
+        self.at = at
+        self.userAgent = userAgent
     }
 
     /// The longest prefix of `text` that fits in `limit` UTF-8 bytes, cut between characters
@@ -96,9 +107,12 @@ public struct Visit: Codable, Sendable, Equatable {
 /// - `videos/outbox/<visitId>`: a visit read but not yet moved (JSON `Visit`), at most
 ///   `VisitOutbox.maxQueued`.
 /// - `videos/visits/<videoId>/<reversed time>-<visitId>`: a moved visit, newest first, the
-///   newest `VisitTable.recentKept` per video.
+///   newest `Visit.recentKept` per video (without a database; see `LMDBVisitStore`).
 /// - `videos/visit-count/<videoId>`, `videos/stats/*`: counters kept in the same transactions.
 /// - `videos/outbox-rejected/<visitId>`: an outbox entry that did not decode, set aside.
+/// - With a database: `videos/outbox-claim` (the number and keys of the batch being moved into
+///   PostgreSQL), `videos/stats/claims` (the last number) and `videos/outbox-mover` (this
+///   store's id in the `video_visit_movers` table); see `VisitOutbox.claim`.
 /// - lease `videos/visits-consumer`. The round-robin cursor is the store's shared counter
 ///   `videos-cdn-cursor` (the file `videos-cdn-cursor.counter` of the store directory).
 enum VideoKeys {
@@ -110,9 +124,13 @@ enum VideoKeys {
     static let enqueued = "videos/stats/enqueued"
     static let moved = "videos/stats/moved"
     static let rejected = "videos/stats/rejected"
+    static let visitCountPrefix = "videos/visit-count/"
+    static let claim = "videos/outbox-claim"
+    static let claims = "videos/stats/claims"
+    static let mover = "videos/outbox-mover"
 
     static func catalogue(_ videoId: String) -> String { cataloguePrefix + videoId }
     static func outbox(_ visitId: String) -> String { outboxPrefix + visitId }
     static func visitsPrefix(_ videoId: String) -> String { "videos/visits/\(videoId)/" }
-    static func visitCount(_ videoId: String) -> String { "videos/visit-count/\(videoId)" }
+    static func visitCount(_ videoId: String) -> String { visitCountPrefix + videoId }
 }

@@ -2,11 +2,11 @@ import LMDBStore
 import Logging
 import Synchronization
 
-/// Moves visits from the outbox into the visits table. Every worker runs a round now and
-/// then, but only the holder of the pool-wide lease moves anything; a worker that stops gives
+/// Moves visits from the host's outbox into the visit store. Every worker runs a round now and
+/// then, but only the holder of the host's lease moves anything; a worker that stops gives
 /// the lease up, and one killed outright is replaced as soon as a peer sees its pid is gone.
-/// A failed move is logged and tried again next round: entries leave the outbox only with
-/// the transaction that stores them.
+/// A failed move (the database down, say) is logged once and tried again next round:
+/// entries leave the outbox only once the visit store holds them.
 final class VisitConsumer: Sendable {
     static let leaseTime: Duration = .seconds(10)
     static let interval: Duration = .milliseconds(200)
@@ -16,15 +16,20 @@ final class VisitConsumer: Sendable {
 
     private let store: Store
     private let outbox: VisitOutbox
+    private let visits: any VisitStore
     private let logger: @Sendable () -> Logger
     /// Held for a whole round; true once stopped.
     private let stopped = Mutex<Bool>(false)
     private let holding = Atomic<Bool>(false)
     private let failures = Atomic<Int>(0)
+    /// Set by a failed move, cleared by the next one that works: an outage of the database
+    /// is one warning, not five a second.
+    private let failing = Atomic<Bool>(false)
 
-    init(store: Store, logger: @escaping @Sendable () -> Logger) {
+    init(store: Store, visits: any VisitStore, logger: @escaping @Sendable () -> Logger) {
         self.store = store
         self.outbox = VisitOutbox(store: store)
+        self.visits = visits
         self.logger = logger
     }
 
@@ -40,13 +45,15 @@ final class VisitConsumer: Sendable {
             guard (try? outbox.isEmpty()) == false else { return }
             for _ in 0..<Self.batchesPerRound {
                 do {
-                    let batch = try outbox.moveBatch(limit: Self.batchSize)
+                    let batch = try visits.move(from: outbox, limit: Self.batchSize)
+                    if failing.exchange(false, ordering: .relaxed) { logger().notice("moving visits works again") }
                     if batch.rejected > 0 {
                         logger().error("visits outbox entries did not decode; set aside", metadata: ["entries": "\(batch.rejected)"])
                     }
                     if batch.total < Self.batchSize { break }
                 } catch {
                     failures.add(1, ordering: .relaxed)
+                    guard !failing.exchange(true, ordering: .relaxed) else { break }
                     logger().warning("moving visits failed; they stay queued and are tried again", metadata: ["error": "\(error)"])
                     break
                 }

@@ -1,9 +1,11 @@
+import Foundation
 import LMDBStore
 
-/// The outbox between a video read and the visits table: the read appends its visit in one
+/// The outbox between a video read and the visit store: the read appends its visit in one
 /// commit that does not wait for the disk, and the pool's one consumer moves visits on in
-/// batches, each move flushed to disk. An entry leaves the outbox only in the transaction that
-/// stores its visit, so a failed or interrupted move leaves it for the next try.
+/// batches, each move flushed to disk. An entry leaves the outbox only once the visit store
+/// holds its visit (in the same transaction for the embedded store, after the commit for
+/// PostgreSQL), so a failed or interrupted move leaves it for the next try.
 ///
 /// What a crash can lose: a kill -9 of any process loses no appended visit. A power loss or
 /// kernel crash can lose the visits appended since the last flush: those of the last
@@ -55,8 +57,8 @@ public struct VisitOutbox: Sendable {
         public var total: Int { moved + alreadyStored + rejected }
     }
 
-    /// Moves up to `limit` of the oldest visits into the visits table, in one synced write that
-    /// also drops each touched video's visits beyond the newest `VisitTable.recentKept`.
+    /// Moves up to `limit` of the oldest visits into the embedded visits table, in one synced
+    /// write that also drops each touched video's visits beyond the newest `Visit.recentKept`.
     public func moveBatch(limit: Int) throws -> Moved {
         try write(durable: true) { txn in
             var result = Moved(moved: 0, alreadyStored: 0, rejected: 0)
@@ -79,13 +81,81 @@ public struct VisitOutbox: Sendable {
                 try txn.delete(key)
             }
             for (videoId, count) in added {
-                try VisitTable.trim(videoId, added: count, in: txn)
+                try LMDBVisitStore.trim(videoId, added: count, in: txn)
             }
             if result.moved + result.alreadyStored > 0 {
                 _ = try txn.increment(VideoKeys.moved, by: Int64(result.moved + result.alreadyStored))
             }
             if result.rejected > 0 { _ = try txn.increment(VideoKeys.rejected, by: Int64(result.rejected)) }
             return result
+        }
+    }
+
+    /// A batch on its way to a store outside this one, under a number that store remembers per
+    /// `mover`: a batch sent twice (its sender died after the commit, before `release`) is
+    /// recognised by the number, even where the store already trimmed its visits away.
+    struct Claim: Sendable {
+        var mover: String
+        var number: Int64
+        var entries: [(key: String, value: [UInt8])]
+    }
+
+    /// The batch claimed earlier and not released, else up to `limit` of the oldest entries
+    /// claimed under the next number, in one synced write: the claim must outlive a crash that
+    /// the other store's commit survives. Nil when there is nothing to move.
+    func claim(limit: Int) throws -> Claim? {
+        // Read first: while the other store is down, retrying the same claim flushes nothing.
+        if let pending = try store.read(Self.pendingClaim) { return pending }
+        // Drawn outside the transaction, whose body may run again.
+        let newMover = UUID().uuidString.lowercased()
+        return try write(durable: true) { txn in
+            if let pending = try Self.pendingClaim(txn) { return pending }
+            let mover: String
+            if let stored = try txn.get(VideoKeys.mover) {
+                mover = String(decoding: stored, as: UTF8.self)
+            } else {
+                mover = newMover
+                try txn.put(VideoKeys.mover, Array(mover.utf8))
+            }
+            let entries = try txn.scan(prefix: VideoKeys.outboxPrefix, limit: limit).map { (key: $0.key, value: $0.entry.value) }
+            guard !entries.isEmpty else { return nil }
+            let number = try txn.increment(VideoKeys.claims)
+            try txn.put(VideoKeys.claim, Array(([String(number)] + entries.map(\.key)).joined(separator: "\n").utf8))
+            return Claim(mover: mover, number: number, entries: entries)
+        }
+    }
+
+    /// The claim stored as its number and its keys, a line each.
+    private static func pendingClaim(_ txn: StoreTransaction) throws -> Claim? {
+        guard let mover = try txn.get(VideoKeys.mover), let pending = try txn.get(VideoKeys.claim) else { return nil }
+        let lines = String(decoding: pending, as: UTF8.self).split(separator: "\n").map(String.init)
+        guard let number = lines.first.flatMap({ Int64($0) }) else { return nil }
+        let entries = try lines.dropFirst().compactMap { key in try txn.get(key).map { (key: key, value: $0) } }
+        return Claim(mover: String(decoding: mover, as: UTF8.self), number: number, entries: entries)
+    }
+
+    /// Ends a claim once the other store committed it: its entries leave the outbox (those that
+    /// do not decode set aside), in one synced write. `added` is how many visits the store took
+    /// as new.
+    func release(_ claim: Claim, added: Int) throws -> Moved {
+        try write(durable: true) { txn in
+            var left = 0
+            var rejected = 0
+            for (key, value) in claim.entries {
+                // Gone already: the embedded consumer moved it while the database was not configured.
+                guard try txn.delete(key) else { continue }
+                if Visit.decode(value) == nil {
+                    try txn.put(VideoKeys.rejectedPrefix + key.dropFirst(VideoKeys.outboxPrefix.count), value)
+                    rejected += 1
+                } else {
+                    left += 1
+                }
+            }
+            _ = try txn.delete(VideoKeys.claim)
+            if left > 0 { _ = try txn.increment(VideoKeys.moved, by: Int64(left)) }
+            if rejected > 0 { _ = try txn.increment(VideoKeys.rejected, by: Int64(rejected)) }
+            let moved = min(added, left)
+            return Moved(moved: moved, alreadyStored: left - moved, rejected: rejected)
         }
     }
 
