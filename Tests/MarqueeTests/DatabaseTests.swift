@@ -13,6 +13,20 @@ struct DatabaseTests {
                          environment: ["MARQUEE_DATABASE_URL": url], logDirectory: directory)
     }
 
+    /// A PostgreSQL migrated by `marquee db migrate`, for an import test to copy a store into.
+    private static func importTarget(_ label: String, in directory: URL) throws -> PostgresServer {
+        let postgres = try PostgresServer(label)
+        let migrate = try marquee(["db", "migrate"], "migrate", url: postgres.url, in: directory)
+        #expect(migrate.waitForExit(timeout: .seconds(60)) == 0, "\(migrate.log)")
+        return postgres
+    }
+
+    /// `marquee db import-store` of the store in `store` into `postgres`, started.
+    private static func importStore(_ store: String, into postgres: PostgresServer, _ name: String, in directory: URL) throws -> ChildProcess {
+        try ChildProcess(name, executable: TestPaths.marquee, arguments: ["db", "import-store", "--store-dir", store],
+                         environment: ["MARQUEE_DATABASE_URL": postgres.url, "MARQUEE_STORE_MAX_MB": "64"], logDirectory: directory)
+    }
+
     @Test("ten `marquee db migrate` at once apply each migration once; `db status` shows the version")
     func concurrentMigrations() throws {
         let postgres = try PostgresServer("migrate")
@@ -156,14 +170,10 @@ struct DatabaseTests {
                                       environment: ["MARQUEE_STORE_DIR": store.path, "MARQUEE_STORE_MAX_MB": "64"], logDirectory: directory)
         #expect(filled.waitForExit(timeout: .seconds(30)) == 0, "\(filled.log)")
 
-        let postgres = try PostgresServer("import")
+        let postgres = try Self.importTarget("import", in: directory)
         defer { postgres.remove() }
-        let migrate = try Self.marquee(["db", "migrate"], "migrate", url: postgres.url, in: directory)
-        #expect(migrate.waitForExit(timeout: .seconds(60)) == 0, "\(migrate.log)")
-
         func importStore(_ name: String) throws -> ChildProcess {
-            try ChildProcess(name, executable: TestPaths.marquee, arguments: ["db", "import-store", "--store-dir", store.path],
-                             environment: ["MARQUEE_DATABASE_URL": postgres.url, "MARQUEE_STORE_MAX_MB": "64"], logDirectory: directory)
+            try Self.importStore(store.path, into: postgres, name, in: directory)
         }
         let first = try importStore("import-1")
         #expect(first.waitForExit(timeout: .seconds(60)) == 0, "\(first.log)")
@@ -193,13 +203,10 @@ struct DatabaseTests {
         try queue.failed(try #require(due.first { $0.url == urls[1] }), error: "viaplay timeout", maxAttempts: 5, backoff: .seconds(60))
         #expect(try queue.failed(try #require(due.first { $0.url == urls[2] }), error: "viaplay 503", maxAttempts: 1, backoff: .zero))
 
-        let postgres = try PostgresServer("import-events")
+        let postgres = try Self.importTarget("import-events", in: directory)
         defer { postgres.remove() }
-        let migrate = try Self.marquee(["db", "migrate"], "migrate", url: postgres.url, in: directory)
-        #expect(migrate.waitForExit(timeout: .seconds(60)) == 0, "\(migrate.log)")
         func importStore(_ name: String) throws -> ChildProcess {
-            try ChildProcess(name, executable: TestPaths.marquee, arguments: ["db", "import-store", "--store-dir", storePath],
-                             environment: ["MARQUEE_DATABASE_URL": postgres.url, "MARQUEE_STORE_MAX_MB": "64"], logDirectory: directory)
+            try Self.importStore(storePath, into: postgres, name, in: directory)
         }
         let rows = """
             SELECT string_agg(url || ' ' || attempts || ' ' || (parked_at IS NOT NULL) || ' ' || coalesce(last_error, '-')
@@ -243,13 +250,10 @@ struct DatabaseTests {
         }
         try outbox.append(Visit(videoId: "b", ip: "192.0.2.3", userAgent: "pending-b", at: 2_000))
 
-        let postgres = try PostgresServer("import-videos")
+        let postgres = try Self.importTarget("import-videos", in: directory)
         defer { postgres.remove() }
-        let migrate = try Self.marquee(["db", "migrate"], "migrate", url: postgres.url, in: directory)
-        #expect(migrate.waitForExit(timeout: .seconds(60)) == 0, "\(migrate.log)")
         func importStore(_ name: String) throws -> ChildProcess {
-            try ChildProcess(name, executable: TestPaths.marquee, arguments: ["db", "import-store", "--store-dir", storeDirectory.path],
-                             environment: ["MARQUEE_DATABASE_URL": postgres.url, "MARQUEE_STORE_MAX_MB": "64"], logDirectory: directory)
+            try Self.importStore(storeDirectory.path, into: postgres, name, in: directory)
         }
 
         let first = try importStore("import-1")
