@@ -99,7 +99,7 @@ struct DatabaseTests {
         #expect(current.waitForExit(timeout: .seconds(3)) == nil, "a worker on the current schema keeps serving: \(current.log)")
     }
 
-    @Test("PostgreSQL stopped: writes 503 database_unavailable within the timeout, cached reads 200, health degraded; back without a worker restart")
+    @Test("PostgreSQL stopped: writes and video reads 503 database_unavailable within the timeout, cached reads 200, health degraded; back without a worker restart")
     func databaseDown() async throws {
         let fake = try FakeUpstream()
         defer { fake.stop() }
@@ -113,11 +113,15 @@ struct DatabaseTests {
 
         #expect(try await stack.createUser("down-1").status == 201)
         #expect(try await stack.grant("down-1", "before").status == 201)
+        let video = Data(#"{"title": "Down", "sources": [{"src": "/down-720.mp4", "size": 720, "type": "video/mp4"}]}"#.utf8)
+        #expect(try await stack.admin("PUT", "/api/v1/videos/down", json: try JSONSerialization.jsonObject(with: video)).status == 201)
+        #expect(try await stack.client.get("/video/down").status == 200)
         #expect(try await stack.client.get("/api/v1/movies").status == 200)
         #expect(try await stack.client.get("/movies/").status == 200)
 
         postgres.stop()
         var writes: [(status: Int, code: String?, elapsed: Duration)] = []
+        var videoReads: [(status: Int, code: String?, elapsed: Duration)] = []
         var cached: [Int] = []
         var healthDegraded = false
         let outage = ContinuousClock.now
@@ -125,6 +129,9 @@ struct DatabaseTests {
             let started = ContinuousClock.now
             let answer = try await stack.grant("down-1", "during-\(writes.count)")
             writes.append((answer.status, answer.errorCode, ContinuousClock.now - started))
+            // The catalogue is a record of the database too: its reads wait for it like writes.
+            let read = try await stack.client.get("/video/down")
+            videoReads.append((read.status, read.errorCode, ContinuousClock.now - started))
             for path in ["/api/v1/movies", "/movies/", "/api/v1/health"] {
                 cached.append(try await stack.client.get(path).status)
             }
@@ -140,6 +147,9 @@ struct DatabaseTests {
         // The statement timeout is 1 s; the bound leaves room for a loaded machine.
         let slowest = writes.map(\.elapsed).max() ?? .zero
         #expect(slowest < .seconds(4), "slowest refused write took \(slowest)")
+        #expect(videoReads.allSatisfy { $0.status == 503 && $0.code == "database_unavailable" }, "\(videoReads.map { "\($0.status) \($0.code ?? "-")" })")
+        // Measured from before the grant: a grant and a read, each within the timeout.
+        #expect((videoReads.map(\.elapsed).max() ?? .zero) < .seconds(8))
         #expect(cached.allSatisfy { $0 == 200 }, "cached answers during the outage: \(cached.filter { $0 != 200 })")
         #expect(healthDegraded)
 
@@ -153,6 +163,7 @@ struct DatabaseTests {
         }
         #expect(status == 201)
         #expect(try await stack.activeStreams("down-1")?.sorted() == ["after", "before"])
+        #expect(try await stack.client.get("/video/down").status == 200)
         #expect(try await eventually(within: .seconds(10)) {
             try await stack.client.get("/api/v1/health").json()?["status"] as? String == "ok"
         })
