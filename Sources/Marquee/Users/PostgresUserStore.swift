@@ -1,10 +1,11 @@
 import Foundation
 import PostgresClient
 
-/// The users in PostgreSQL (tables `users` and `user_streams`, Database/Migrations/0001).
-/// A grant, renewal or release locks the user's row (`SELECT … FOR UPDATE`), decides with the
-/// same `StreamState` rules as the embedded store, and rewrites the user's leases before it
-/// commits: two hosts granting to one user wait for each other, so the limit is exact.
+/// The users in PostgreSQL (table `users`, its leases in the row's `streams` array: Database/
+/// Migrations/0001 and 0006). A grant, renewal or release locks the user's row (`SELECT … FOR
+/// UPDATE`), decides with the same `StreamState` rules as the embedded store, and rewrites the
+/// user's leases before it commits: two hosts granting to one user wait for each other, so the
+/// limit is exact.
 /// Times come from the database's clock, so every host agrees on when a lease runs out.
 struct PostgresUserStore: UserStore {
     let client: PostgresClient
@@ -20,23 +21,23 @@ struct PostgresUserStore: UserStore {
             SELECT id, name, subscription, created_at, sequence FROM users WHERE id = $1
             """)
         /// The decision and the write in the database, under the user's row lock, as one
-        /// statement: the lock is held for no round trip (Database/Migrations/0003).
+        /// statement: the lock is held for no round trip (Database/Migrations/0006).
         static let grant = PostgresStatement("users_stream_grant", "SELECT * FROM stream_grant($1, $2, $3, $4, $5, $6)")
         static let touch = PostgresStatement("users_stream_touch", "SELECT * FROM stream_touch($1, $2, $3)")
         static let read = PostgresStatement("users_read", """
             SELECT u.id, u.name, u.subscription, u.created_at, u.sequence, u.last_online, \(nowMillis),
                    s.stream, s.started_at, s.expires_at
-            FROM users u LEFT JOIN user_streams s ON s.user_id = u.id
+            FROM users u LEFT JOIN LATERAL unnest(u.streams) s ON true
             WHERE u.id = $1 ORDER BY s.started_at
             """)
-        /// Replaces the user's leases with the arrays given, and its last-online time. The
-        /// DELETE sees only the rows from before this statement, so the new ones stay.
+        /// Replaces the user's leases with the arrays given, in their order, and its
+        /// last-online time.
         static let writeStreams = PostgresStatement("users_write_streams", """
-            WITH gone AS (DELETE FROM user_streams WHERE user_id = $1),
-                 seen AS (UPDATE users SET last_online = $2 WHERE id = $1)
-            INSERT INTO user_streams (user_id, key, stream, started_at, expires_at)
-            SELECT $1, lower(t.stream), t.stream, t.started_at, t.expires_at
-            FROM unnest($3::text[], $4::bigint[], $5::bigint[]) AS t (stream, started_at, expires_at)
+            UPDATE users SET last_online = $2, streams = ARRAY(
+                SELECT ROW(lower(t.stream), t.stream, t.started_at, t.expires_at)::stream_lease
+                FROM unnest($3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS t (stream, started_at, expires_at, place)
+                ORDER BY t.place)
+            WHERE id = $1
             """)
         static let delete = PostgresStatement("users_delete", """
             DELETE FROM users WHERE id = $1 RETURNING id, name, subscription, created_at, sequence
@@ -45,7 +46,7 @@ struct PostgresUserStore: UserStore {
             SELECT u.id, u.name, u.subscription, u.created_at, u.sequence, u.last_online, \(nowMillis),
                    s.stream, s.started_at, s.expires_at
             FROM (SELECT * FROM users WHERE sequence > $1 ORDER BY sequence LIMIT $2) u
-            LEFT JOIN user_streams s ON s.user_id = u.id
+            LEFT JOIN LATERAL unnest(u.streams) s ON true
             ORDER BY u.sequence, s.started_at
             """)
         static let count = PostgresStatement("users_count", "SELECT count(*) FROM users")
