@@ -99,6 +99,37 @@ struct DatabaseTests {
         #expect(current.waitForExit(timeout: .seconds(3)) == nil, "a worker on the current schema keeps serving: \(current.log)")
     }
 
+    @Test("`db migrate` of a database at version 5 moves its leases into the users' rows; an expired one is pruned by the next grant")
+    func leasesMoveIntoTheUserRow() throws {
+        let postgres = try PostgresServer("migrate-leases")
+        defer { postgres.remove() }
+        let logs = TestPaths.temporaryDirectory("db-migrate-leases")
+        defer { try? FileManager.default.removeItem(at: logs) }
+        let migrations = TestPaths.repository.appendingPathComponent("Sources/Marquee/Database/Migrations")
+        let files = try FileManager.default.contentsOfDirectory(atPath: migrations.path).sorted().filter { $0.hasSuffix(".sql") }
+        try postgres.psql("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        for file in files.prefix(5) {
+            try postgres.psql(String(contentsOf: migrations.appendingPathComponent(file), encoding: .utf8))
+            try postgres.psql("INSERT INTO schema_migrations (version, name) VALUES (\(Int(file.prefix(4))!), '\(file)')")
+        }
+        try postgres.psql("INSERT INTO users (id, name, subscription, created_at) VALUES ('u1', 'U', 'Basic', 0), ('u2', 'V', 'Basic', 0)")
+        for (stream, lease) in [("Film-A", 60_000), ("film-b", 60_000), ("film-c", 1)] {
+            try postgres.psql("SELECT count(*) FROM stream_grant('u1', '\(stream)', \(lease), 3, '{}', '{}')")
+        }
+
+        let migrate = try Self.marquee(["db", "migrate"], "migrate", url: postgres.url, in: logs)
+        #expect(migrate.waitForExit(timeout: .seconds(60)) == 0, "\(migrate.log)")
+        #expect(try postgres.psql("SELECT to_regclass('user_streams') IS NULL") == "t")
+        #expect(try postgres.psql("SELECT string_agg(s.key || '/' || s.stream, ',' ORDER BY s.started_at) FROM users u, unnest(u.streams) s WHERE u.id = 'u1'")
+                == "film-a/Film-A,film-b/film-b,film-c/film-c")
+        #expect(try postgres.psql("SELECT cardinality(streams) FROM users WHERE id = 'u2'") == "0")
+        // The expired lease makes room: the limit is 3 and two are live.
+        #expect(try postgres.psql("SELECT string_agg(outcome || ':' || lease_stream, ',') FROM stream_grant('u1', 'film-d', 60000, 3, '{}', '{}')")
+                == "granted:Film-A,granted:film-b,granted:film-d")
+        #expect(try postgres.psql("SELECT outcome FROM stream_touch('u1', 'FILM-A', 0)") == "done")
+        #expect(try postgres.psql("SELECT string_agg(s.stream, ',') FROM users u, unnest(u.streams) s WHERE u.id = 'u1'") == "film-b,film-d")
+    }
+
     @Test("PostgreSQL stopped: writes and video reads 503 database_unavailable within the timeout, cached reads 200, health degraded; back without a worker restart")
     func databaseDown() async throws {
         let fake = try FakeUpstream()
