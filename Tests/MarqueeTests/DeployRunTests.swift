@@ -132,14 +132,16 @@ struct DeployRunTests {
             environment: ["MARQUEE_GHIBLI_BASE_URL": "http://127.0.0.1:9"],
             logDirectory: state
         )
-        // deploy/run is strace's one child. Every process under it is noted while it is still
-        // under it (one whose parent dies leaves the tree), so that whatever happens they are all
-        // stopped by pid: deploy/run by SIGTERM, then SIGKILL for whatever of them remains.
+        // Every process under deploy/run is noted while it is still under it (one whose parent
+        // dies leaves the tree), so that whatever happens they are all stopped by pid: deploy/run
+        // by SIGTERM, then SIGKILL for whatever of them remains.
         var run: ProcessTable.Entry?
         var started: [ProcessTable.Entry] = []
         func track() {
             let table = ProcessTable()
-            if run == nil { run = table.children(of: strace.pid).first }
+            // strace forks probes of ptrace and seccomp before its tracee, and a probe may be
+            // its first child: deploy/run is the one that has become bash.
+            if run == nil { run = table.children(of: strace.pid).first { ProcessTable.arguments($0.pid).first == "/bin/bash" } }
             for process in run.map(table.tree) ?? [] where !started.contains(process) { started.append(process) }
         }
         defer {
@@ -216,6 +218,12 @@ private struct ProcessTable {
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard fields.count > 19, fields[0] != "Z", let parent = Int32(fields[1]), let start = UInt64(fields[19]) else { return nil }
         return (parent, Entry(pid: pid, start: start))
+    }
+
+    /// The arguments `pid` runs with; none once it has exited.
+    static func arguments(_ pid: Int32) -> [String] {
+        let text = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
+        return text.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     }
 
     static func isRunning(_ entry: Entry) -> Bool {
