@@ -132,39 +132,42 @@ struct DeployRunTests {
             environment: ["MARQUEE_GHIBLI_BASE_URL": "http://127.0.0.1:9"],
             logDirectory: state
         )
-        func children(_ pid: Int32) -> [Int32] {
-            let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
-            return text.split(separator: " ").compactMap { Int32($0) }
+        // Every process under deploy/run is noted while it is still under it (one whose parent
+        // dies leaves the tree), so that whatever happens they are all stopped by pid: deploy/run
+        // by SIGTERM, then SIGKILL for whatever of them remains.
+        var run: ProcessTable.Entry?
+        var started: [ProcessTable.Entry] = []
+        func track() {
+            let table = ProcessTable()
+            // strace forks probes of ptrace and seccomp before its tracee, and a probe may be
+            // its first child: deploy/run is the one that has become bash.
+            if run == nil { run = table.children(of: strace.pid).first { ProcessTable.arguments($0.pid).first == "/bin/bash" } }
+            for process in run.map(table.tree) ?? [] where !started.contains(process) { started.append(process) }
         }
-        func alive(_ pid: Int32) -> Bool {
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
-            return !stat[close...].hasPrefix(") Z")
-        }
-        // deploy/run is strace's one child, stopped by its pid; whatever it started is killed by
-        // pid if it has not stopped in time.
-        var run: Int32?
-        var started: [Int32] = []
         defer {
-            if let run, alive(run) {
-                kill(run, SIGTERM)
-                for _ in 0..<400 where alive(run) { usleep(100_000) }
+            track()
+            if let run, ProcessTable.isRunning(run) {
+                kill(run.pid, SIGTERM)
+                for _ in 0..<400 where ProcessTable.isRunning(run) {
+                    usleep(100_000)
+                    track()
+                }
             }
-            for pid in (run.map { [$0] } ?? []) + started where alive(pid) { kill(pid, SIGKILL) }
+            for process in started where ProcessTable.isRunning(process) { kill(process.pid, SIGKILL) }
             strace.stop()
         }
         let client = HTTPClient(base: "http://127.0.0.1:\(port)")
         var up = false
         for _ in 0..<300 where !up {
-            if run == nil { run = children(strace.pid).first }
+            track()
             // Health answers as soon as nginx listens, a moment before the banner is printed.
             let healthy = await client.status("/api/v1/health") == 200
             up = healthy && strace.log.contains("Marquee is up")
             if !up { try await Task.sleep(for: .milliseconds(100)) }
         }
         try #require(up, "deploy/run log: \(strace.log)")
-        let pid = try #require(run)
-        started = children(pid)
+        let pid = try #require(run).pid
+        track()
 
         let file = state.appendingPathComponent("secure-link.secret")
         let secret = try String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -184,5 +187,62 @@ struct DeployRunTests {
         #expect(calls.contains("\"pool\""), "the trace saw the pool")
         #expect(!calls.contains(secret), "a process got the secret in its argv")
         return TracedRun(secret: secret)
+    }
+}
+
+/// The processes running now, from /proc. A process is its pid with its start time, so that
+/// a pid reused by a later process is never taken for it.
+private struct ProcessTable {
+    struct Entry: Hashable {
+        var pid: Int32
+        var start: UInt64
+    }
+
+    private var children: [Int32: [Entry]] = [:]
+    private var running: Set<Entry> = []
+
+    init() {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(name), let (parent, entry) = Self.stat(pid) else { continue }
+            children[parent, default: []].append(entry)
+            running.insert(entry)
+        }
+    }
+
+    /// The parent and start time of `pid`; nil once it has exited, zombie included.
+    private static func stat(_ pid: Int32) -> (parent: Int32, entry: Entry)? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return nil }
+        // The command (field 2 in proc(5)) may hold spaces: the state (3), the parent (4) and the
+        // start time (22) are counted from its closing parenthesis.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, fields[0] != "Z", let parent = Int32(fields[1]), let start = UInt64(fields[19]) else { return nil }
+        return (parent, Entry(pid: pid, start: start))
+    }
+
+    /// The arguments `pid` runs with; none once it has exited.
+    static func arguments(_ pid: Int32) -> [String] {
+        let text = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
+        return text.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    static func isRunning(_ entry: Entry) -> Bool {
+        stat(entry.pid)?.entry == entry
+    }
+
+    func children(of pid: Int32) -> [Entry] {
+        children[pid] ?? []
+    }
+
+    /// `root` and every process under it, each parent before its children.
+    func tree(_ root: Entry) -> [Entry] {
+        guard running.contains(root) else { return [] }
+        var found = [root]
+        var next = 0
+        while next < found.count {
+            found += children[found[next].pid] ?? []
+            next += 1
+        }
+        return found
     }
 }

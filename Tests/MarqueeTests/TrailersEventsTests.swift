@@ -117,6 +117,14 @@ struct TrailersEventsTests {
             #expect(try postgres.psql("SELECT url, attempts, parked_at IS NOT NULL, claimed_by IS NULL FROM content_events")
                     == "\(TrailersFixtures.arrival)|3|t|t")
         }
+        // A parked event no longer waits: the queue's one figures read says so to the scrape.
+        let metrics = try await stack.client.get("/metrics")
+        let samples = Dictionary(metrics.text.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line -> (String, Double)? in
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { return nil }
+            return (String(line[..<space]), value)
+        }) { first, _ in first }
+        #expect(samples["marquee_content_events_parked"] == 1 && samples["marquee_content_events_pending"] == 0, "\(metrics.text)")
+        #expect(samples["marquee_queue_oldest_item_age_seconds{queue=\"content_events\"}"] == 0)
         // The operator's view is the workers' queue: the database's when there is one.
         let listed = try ChildProcess("trailers-parked", executable: TestPaths.marquee, arguments: ["trailers", "parked"],
                                       environment: stack.workerEnvironment, logDirectory: stack.directory)

@@ -1,9 +1,10 @@
 import Foundation
+import LMDBStore
 @testable import Marquee
 import Testing
 
 /// The pieces of the trailers feature that need no process: the URL allow-list, the stored
-/// record, the TMDB requests and answers, the settings and the event batch.
+/// record, the TMDB requests and answers, the settings, the event batch and the embedded queue.
 @Suite("Trailers units")
 struct TrailersUnitTests {
     let policy = FilmURLPolicy()
@@ -221,5 +222,26 @@ struct TrailersUnitTests {
             let object = try body(text)
             #expect(throws: HTTPError.self) { try ContentEventBatch.parse(object, policy: policy) }
         }
+    }
+
+    @Test("the embedded queue's figures carry the age of its oldest waiting event, and none once it is parked")
+    func queueFigures() throws {
+        let directory = TestPaths.temporaryDirectory("event-figures")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let queue = LMDBContentEventQueue(store: try Store.open(StoreOptions(directory: directory.path, maxBytes: 64 << 20)))
+        #expect(try queue.figures().oldestWaitingAge == nil)
+
+        _ = try queue.enqueue([try FilmURL.parse(TrailersFixtures.arrival, policy: policy)])
+        usleep(20_000)
+        let waiting = try queue.figures()
+        #expect(waiting.queued == 1)
+        let age = try #require(waiting.oldestWaitingAge)
+        #expect(age >= .milliseconds(20) && age < .seconds(60), "\(age)")
+
+        let event = try #require(try queue.claimDue(limit: 64, claimFor: .seconds(10)).first)
+        try queue.failed(event, error: "refused", maxAttempts: 1, backoff: .zero)
+        let parked = try queue.figures()
+        #expect(parked.queued == 0 && parked.parked == 1)
+        #expect(parked.oldestWaitingAge == nil)
     }
 }

@@ -14,9 +14,6 @@ final class ContentEventConsumer: Sendable {
     static let roundSize = 64
     /// How long an event waits when another process is computing its answer right now.
     static let busyDelay: Duration = .milliseconds(500)
-    /// How long a dead host keeps the role, cluster-wide, before another host takes it; the
-    /// holder renews it before each event.
-    static let clusterLeaseTTL: Duration = .seconds(5)
 
     let lease: PoolLease
     private let queue: any ContentEventQueue
@@ -30,8 +27,7 @@ final class ContentEventConsumer: Sendable {
     /// `database`: the role is the cluster's, not the host's.
     init(store: Store, queue: any ContentEventQueue, cache: TrailerCache, settings: @escaping @Sendable () -> TrailersSettings,
          database: PostgresClient? = nil, logger: @escaping @Sendable () -> Logger) {
-        self.lease = PoolLease(TrailerKeys.consumerLease, store: store,
-                               cluster: database.map { ClusterLease(TrailerKeys.consumerLease, database: $0, ttl: Self.clusterLeaseTTL) })
+        self.lease = PoolLease(TrailerKeys.consumerLease, store: store, database: database)
         self.queue = queue
         self.cache = cache
         self.settings = settings

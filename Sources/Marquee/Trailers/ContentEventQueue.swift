@@ -27,8 +27,6 @@ public protocol ContentEventQueue: Sendable {
     func figures() throws -> ContentEventFigures
     /// The first `limit` parked events.
     func parked(limit: Int) throws -> [ContentEvent]
-    /// How long ago the oldest event still waiting (not parked) was queued; nil when none waits.
-    func oldestWaitingAge() throws -> Duration?
 }
 
 /// One film URL to onboard, as it waits in the queue.
@@ -90,4 +88,7 @@ public struct ContentEventFigures: Sendable {
     public var accepted: Int
     public var duplicates: Int
     public var processed: Int
+    /// How long ago the oldest event still waiting (not parked) was queued; nil when none waits.
+    /// Read with the counts so that a metrics scrape costs the database one query.
+    public var oldestWaitingAge: Duration?
 }

@@ -129,21 +129,19 @@ public final class LMDBContentEventQueue: ContentEventQueue {
             func number(_ key: String) throws -> Int {
                 try txn.get(key).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
             }
+            // A scan of the queue, which is small: events leave it once their trailers are fetched.
+            let oldest = try txn.scan(prefix: TrailerKeys.queuePrefix, after: nil, limit: 10_000).compactMap { key, entry in
+                Self.decoded(entry.value, key: key, prefix: TrailerKeys.queuePrefix)?.queuedAt
+            }.min()
             return ContentEventFigures(queued: try number(TrailerKeys.queuedCount), parked: try number(TrailerKeys.parkedCount),
                                        accepted: try number(TrailerKeys.acceptedCount), duplicates: try number(TrailerKeys.duplicateCount),
-                                       processed: try number(TrailerKeys.processedCount))
+                                       processed: try number(TrailerKeys.processedCount),
+                                       oldestWaitingAge: oldest.map { .milliseconds(Int64(StoreClock.nowMillis().saturatingSubtract($0))) })
         }
     }
 
     public func parked(limit: Int) throws -> [ContentEvent] {
         try events(TrailerKeys.parkedPrefix, after: nil, limit: limit)
-    }
-
-    /// A scan of the queue, which is small: events leave it once their trailers are fetched.
-    public func oldestWaitingAge() throws -> Duration? {
-        try events(TrailerKeys.queuePrefix, after: nil, limit: 10_000).map(\.queuedAt).min().map {
-            .milliseconds(Int64(StoreClock.nowMillis().saturatingSubtract($0)))
-        }
     }
 
     private static func encoded(_ event: ContentEvent) throws -> [UInt8] {

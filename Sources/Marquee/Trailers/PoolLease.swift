@@ -1,4 +1,5 @@
 import LMDBStore
+import PostgresClient
 import Synchronization
 
 /// A pool-wide lease that makes one background loop run in exactly one worker at a time.
@@ -21,6 +22,17 @@ final class PoolLease: Sendable {
         self.store = store
         self.ttl = ttl
         self.cluster = cluster
+    }
+
+    /// How long a dead host keeps a cluster-wide role before another host takes it. A holder
+    /// renews its lease before each step of its loop (an event, a refresh), which lasts about
+    /// one upstream call: 5 s outlasts that gap, yet leaves a role idle for only a few seconds
+    /// once its host dies.
+    static let clusterLeaseTTL: Duration = .seconds(5)
+
+    /// The lease of a role that is the host's, or with a `database` the whole cluster's.
+    convenience init(_ name: String, store: Store, database: PostgresClient?) {
+        self.init(name, store: store, cluster: database.map { ClusterLease(name, database: $0, ttl: Self.clusterLeaseTTL) })
     }
 
     /// Takes or renews the lease; false when another worker holds it or this one is stopping.

@@ -125,17 +125,16 @@ public struct PostgresContentEventQueue: ContentEventQueue {
     }
 
     public func figures() throws -> ContentEventFigures {
-        let row = try figuresRow()
+        guard let row = try client.execute(Statement.figures).first else {
+            throw PostgresError(.other, message: "the content event figures returned no row")
+        }
         return ContentEventFigures(queued: try row.int(0), parked: try row.int(1), accepted: try row.int(2),
-                                   duplicates: try row.int(3), processed: try row.int(4))
+                                   duplicates: try row.int(3), processed: try row.int(4),
+                                   oldestWaitingAge: row[5].flatMap(Int64.init).map { .milliseconds($0) })
     }
 
     public func parked(limit: Int) throws -> [ContentEvent] {
         try client.execute(Statement.parked, [String(limit)]).rows.map(Self.event)
-    }
-
-    public func oldestWaitingAge() throws -> Duration? {
-        try figuresRow()[5].flatMap(Int64.init).map { .milliseconds($0) }
     }
 
     /// Copies events as another queue holds them, in one transaction; answers how many were
@@ -148,13 +147,6 @@ public struct PostgresContentEventQueue: ContentEventQueue {
                                   event.lastError, event.parkedAt.map { String($0) }])
             }).filter { !$0.isEmpty }.count
         }
-    }
-
-    private func figuresRow() throws -> PostgresRow {
-        guard let row = try client.execute(Statement.figures).first else {
-            throw PostgresError(.other, message: "the content event figures returned no row")
-        }
-        return row
     }
 
     private static func event(_ row: PostgresRow) throws -> ContentEvent {

@@ -24,15 +24,13 @@ final class TrailerRefresher: Sendable {
     private let changed = Atomic<Int>(0)
     private let failures = Atomic<Int>(0)
 
-    /// How long a dead host keeps the role, cluster-wide, before another host takes it; the
-    /// holder renews it every round.
-    static let clusterLeaseTTL: Duration = .seconds(5)
+    /// How long a dead host keeps the role, cluster-wide, before another host takes it.
+    static let clusterLeaseTTL = PoolLease.clusterLeaseTTL
 
     /// `database`: the role (and with it the TMDB rate) becomes the cluster's, not the host's.
     init(store: Store, lookup: TrailerLookup, settings: @escaping @Sendable () -> TrailersSettings,
          database: PostgresClient? = nil, logger: @escaping @Sendable () -> Logger) {
-        self.lease = PoolLease(TrailerKeys.refresherLease, store: store,
-                               cluster: database.map { ClusterLease(TrailerKeys.refresherLease, database: $0, ttl: Self.clusterLeaseTTL) })
+        self.lease = PoolLease(TrailerKeys.refresherLease, store: store, database: database)
         self.store = store
         self.lookup = lookup
         self.settings = settings

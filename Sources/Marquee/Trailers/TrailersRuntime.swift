@@ -111,13 +111,7 @@ final class TrailersRuntime: Sendable {
         page.gauge("marquee_content_events_pending", [], Double(figures.queued))
         page.gauge("marquee_content_events_parked", [], Double(figures.parked))
         page.counter(MetricNames.contentEventsProcessed, [], Double(figures.processed))
-        let oldest: Duration?
-        do {
-            oldest = try queue.oldestWaitingAge()
-        } catch {
-            return
-        }
-        let age = oldest.map { Double($0.millis) / 1000 } ?? 0
+        let age = figures.oldestWaitingAge.map { Double($0.millis) / 1000 } ?? 0
         page.gauge("marquee_queue_oldest_item_age_seconds", [("queue", "content_events")], age)
     }
 
