@@ -46,6 +46,7 @@ public final class PostgresConnection {
     /// Runs the statements in one round trip, in order, and returns each one's rows. Each one
     /// starts when the one before it has finished: under READ COMMITTED a read placed after a
     /// `FOR UPDATE` sees what the lock's previous holder committed.
+    @discardableResult
     public func execute(_ statements: [(PostgresStatement, [String?])]) throws(PostgresError) -> [PostgresRows] {
         let results = try pipelineResults(pendingSteps() + statements.map { .prepared($0.0, $0.1) })
         return Array(results.suffix(statements.count))

@@ -176,8 +176,8 @@ struct DeployRunTests {
         let site = try String(contentsOf: state.appendingPathComponent("nginx/marquee.conf"), encoding: .utf8)
         #expect(site.contains("\(secret)\""), "nginx checks the links with the file's secret")
 
-        // Stopping on SIGTERM is the first test's, untraced: under strace a stop has hung in
-        // about one run in three, the cause not found; the defer stops it by pid then.
+        // Stopping on SIGTERM is the first test's, untraced: should this stop hang, the defer
+        // stops every process of the run by pid.
         kill(pid, SIGTERM)
         _ = strace.waitForExit(timeout: .seconds(60))
         let output = strace.log

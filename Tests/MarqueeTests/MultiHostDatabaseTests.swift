@@ -241,7 +241,7 @@ struct MultiHostDatabaseTests {
         defer { cluster.stop() }
         let postgres = try #require(cluster.postgres)
         let role = TrailerKeys.refresherLease
-        let ttl = TrailerRefresher.clusterLeaseTTL
+        let ttl = PoolLease.clusterLeaseTTL
         func holder() -> String? {
             let owner = try? postgres.psql("SELECT owner FROM cluster_leases WHERE name = '\(role)' AND expires_at > clock_timestamp()")
             return owner?.isEmpty == false ? owner : nil

@@ -24,9 +24,6 @@ final class TrailerRefresher: Sendable {
     private let changed = Atomic<Int>(0)
     private let failures = Atomic<Int>(0)
 
-    /// How long a dead host keeps the role, cluster-wide, before another host takes it.
-    static let clusterLeaseTTL = PoolLease.clusterLeaseTTL
-
     /// `database`: the role (and with it the TMDB rate) becomes the cluster's, not the host's.
     init(store: Store, lookup: TrailerLookup, settings: @escaping @Sendable () -> TrailersSettings,
          database: PostgresClient? = nil, logger: @escaping @Sendable () -> Logger) {
