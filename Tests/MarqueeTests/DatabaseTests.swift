@@ -352,4 +352,36 @@ struct DatabaseTests {
         #expect(try visits.count(of: "v") == 151)
         #expect(try visits.visits(of: "v", limit: 2).map(\.userAgent) == ["after", "twice/149"])
     }
+
+    @Test("a store directory copied to a second host: each host's next batch is counted, under an id of its own")
+    func copiedStoreDirectory() throws {
+        let (server, client) = try ClusterCoordinationTests.database("visits-copied")
+        defer { server.remove() }
+        let first = TestPaths.temporaryDirectory("db-visits-host-a")
+        let second = TestPaths.temporaryDirectory("db-visits-host-b")
+        defer {
+            try? FileManager.default.removeItem(at: first)
+            try? FileManager.default.removeItem(at: second)
+        }
+        let visits = PostgresVisitStore(client: client)
+        let storeA = try Store.open(StoreOptions(directory: first.path, maxBytes: 64 << 20))
+        let hostA = VisitOutbox(store: storeA, host: "host-a")
+        try hostA.append(Visit(videoId: "v", ip: "192.0.2.1", userAgent: "before the copy", at: 1_000))
+        #expect(try visits.move(from: hostA, limit: 500).moved == 1)
+
+        // The data file only: the lock file describes the readers of the original.
+        try FileManager.default.createDirectory(at: second, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: first.appendingPathComponent("data.mdb"), to: second.appendingPathComponent("data.mdb"))
+        let storeB = try Store.open(StoreOptions(directory: second.path, maxBytes: 64 << 20))
+        let hostB = VisitOutbox(store: storeB, host: "host-b")
+
+        // Both stores number their next batch 2.
+        try hostA.append(Visit(videoId: "v", ip: "192.0.2.1", userAgent: "host a", at: 2_000))
+        try hostB.append(Visit(videoId: "v", ip: "192.0.2.2", userAgent: "host b", at: 2_001))
+        #expect(try visits.move(from: hostA, limit: 500) == VisitOutbox.Moved(moved: 1, alreadyStored: 0, rejected: 0))
+        #expect(try visits.move(from: hostB, limit: 500) == VisitOutbox.Moved(moved: 1, alreadyStored: 0, rejected: 0))
+        #expect(try visits.count(of: "v") == 3)
+        #expect(try server.psql("SELECT string_agg(split_part(mover_id, '/', 1) || ':' || batch, ',' ORDER BY mover_id) FROM video_visit_movers")
+                == "host-a:2,host-b:2")
+    }
 }

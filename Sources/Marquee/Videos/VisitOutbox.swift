@@ -16,12 +16,23 @@ import LMDBStore
 /// full map, visits are refused before accounts, streams and the catalogue are.
 public struct VisitOutbox: Sendable {
     let store: Store
+    /// Part of the id this outbox's batches go under: a store directory copied to a second
+    /// host copies the stored half of the id and the batch numbers with it, and the database
+    /// would skip the second host's batches as ones it already has.
+    let host: String
     /// Visits waiting to be moved, pool-wide; a read past it is refused rather than stored.
     public static let maxQueued = 50_000
 
-    public init(store: Store) {
+    public init(store: Store, host: String = VisitOutbox.localHost) {
         self.store = store
+        self.host = host
     }
+
+    public static let localHost: String = {
+        var name = [CChar](repeating: 0, count: 256)
+        guard gethostname(&name, name.count - 1) == 0 else { return "localhost" }
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
 
     public struct Full: Error, CustomStringConvertible {
         public var description: String { "the visits outbox holds \(VisitOutbox.maxQueued) visits" }
@@ -105,18 +116,19 @@ public struct VisitOutbox: Sendable {
     /// the other store's commit survives. Nil when there is nothing to move.
     func claim(limit: Int) throws -> Claim? {
         // Read first: while the other store is down, retrying the same claim flushes nothing.
-        if let pending = try store.read(Self.pendingClaim) { return pending }
+        if let pending = try store.read(pendingClaim) { return pending }
         // Drawn outside the transaction, whose body may run again.
         let newMover = UUID().uuidString.lowercased()
         return try write(durable: true) { txn in
-            if let pending = try Self.pendingClaim(txn) { return pending }
-            let mover: String
-            if let stored = try txn.get(VideoKeys.mover) {
-                mover = String(decoding: stored, as: UTF8.self)
+            if let pending = try pendingClaim(txn) { return pending }
+            let stored: String
+            if let existing = try txn.get(VideoKeys.mover) {
+                stored = String(decoding: existing, as: UTF8.self)
             } else {
-                mover = newMover
-                try txn.put(VideoKeys.mover, Array(mover.utf8))
+                stored = newMover
+                try txn.put(VideoKeys.mover, Array(stored.utf8))
             }
+            let mover = moverID(stored)
             let entries = try txn.scan(prefix: VideoKeys.outboxPrefix, limit: limit).map { (key: $0.key, value: $0.entry.value) }
             guard !entries.isEmpty else { return nil }
             let number = try txn.increment(VideoKeys.claims)
@@ -126,12 +138,16 @@ public struct VisitOutbox: Sendable {
     }
 
     /// The claim stored as its number and its keys, a line each.
-    private static func pendingClaim(_ txn: StoreTransaction) throws -> Claim? {
+    private func pendingClaim(_ txn: StoreTransaction) throws -> Claim? {
         guard let mover = try txn.get(VideoKeys.mover), let pending = try txn.get(VideoKeys.claim) else { return nil }
         let lines = String(decoding: pending, as: UTF8.self).split(separator: "\n").map(String.init)
         guard let number = lines.first.flatMap({ Int64($0) }) else { return nil }
         let entries = try lines.dropFirst().compactMap { key in try txn.get(key).map { (key: key, value: $0) } }
-        return Claim(mover: String(decoding: mover, as: UTF8.self), number: number, entries: entries)
+        return Claim(mover: moverID(String(decoding: mover, as: UTF8.self)), number: number, entries: entries)
+    }
+
+    private func moverID(_ stored: String) -> String {
+        host + "/" + stored
     }
 
     /// Ends a claim once the other store committed it: its entries leave the outbox (those that
