@@ -1,5 +1,6 @@
 import Foundation
 import LMDBStore
+import Synchronization
 import Testing
 
 @Suite("Store")
@@ -304,11 +305,18 @@ enum StoreFixture {
         try? FileManager.default.removeItem(atPath: path)
     }
 
-    /// A store in a fresh directory; the directory is left for the OS to clean, since the
-    /// process keeps the environment open until it exits.
+    /// A store in a fresh directory, removed when the test process exits: the process keeps
+    /// the environment open until then.
     static func open(_ label: String, maxBytes: Int = 64 << 20) throws -> Store {
-        try Store.open(StoreOptions(directory: directory(label), maxBytes: maxBytes))
+        let path = directory(label)
+        openDirectories.withLock { directories in
+            if directories.isEmpty { atexit { StoreFixture.openDirectories.withLock { $0.forEach(StoreFixture.remove) } } }
+            directories.append(path)
+        }
+        return try Store.open(StoreOptions(directory: path, maxBytes: maxBytes))
     }
+
+    private static let openDirectories = Mutex<[String]>([])
 
     static func stress(_ arguments: [String], output: Pipe? = nil) throws -> Process {
         let process = Process()
