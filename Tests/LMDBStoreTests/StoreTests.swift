@@ -172,10 +172,9 @@ struct StoreTests {
         let directory = StoreFixture.directory("map-full")
         defer { StoreFixture.remove(directory) }
         let writes = 4_000
-        let start = StoreClock.nowMillis() + 1_500
         let writers = try (0..<4).map { index in
             let output = Pipe()
-            return (try StoreFixture.stress(["fill", directory, "4", "p\(index)", "\(writes)", "\(start)"], output: output), output)
+            return (try StoreFixture.stress(["fill", directory, "4", "p\(index)", "\(writes)", "4"], output: output), output)
         }
         var refused = 0
         for (writer, output) in writers {

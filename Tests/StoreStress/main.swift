@@ -7,7 +7,7 @@ import Glibc
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 3 else {
-    print("usage: StoreStress increment DIR KEY COUNT | count DIR NAME COUNT | write-forever DIR | hold-write DIR SECONDS [MAP_MB] | fill DIR MAP_MB NAME COUNT [START_MS]")
+    print("usage: StoreStress increment DIR KEY COUNT | count DIR NAME COUNT | write-forever DIR | hold-write DIR SECONDS [MAP_MB] | fill DIR MAP_MB NAME COUNT [WRITERS]")
     exit(2)
 }
 // Every process of one store must open it with the same map size: hold-write opens a worker's
@@ -58,9 +58,14 @@ case "fill":
     // State writes of 256 bytes to 3 KiB until and past a full map. Each answer is one line on stdout:
     // `ok`, or `full` for a clear StoreError; anything else ends the process with status 1.
     let name = arguments[4]
-    // Processes started one after another begin together, so that their writes interleave.
-    if arguments.count > 6, let start = UInt64(arguments[6]), start > StoreClock.nowMillis() {
-        usleep(useconds_t((start - StoreClock.nowMillis()) * 1000))
+    // Processes started one after another begin together, so that their writes interleave:
+    // each counts itself in and waits for the others, however late a busy machine starts it
+    // (a start time on the clock let one begin after the others had filled the map).
+    if arguments.count > 6, let writers = Int64(arguments[6]) {
+        _ = try store.increment("fill-ready", as: .state)
+        while (try store.get("fill-ready").flatMap { Int64(String(decoding: $0, as: UTF8.self)) } ?? 0) < writers {
+            usleep(1_000)
+        }
     }
     var full = 0
     var stored = 0
