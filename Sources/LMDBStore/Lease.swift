@@ -18,14 +18,16 @@ public struct Lease: Sendable, Equatable {
     public var changedAt: UInt64
     public var payload: [UInt8]
 
-    /// `pid@host`, so that a lease left by a process killed on this host can be taken over
-    /// at once instead of after its time-to-live.
-    public static let processOwner: String = {
+    /// This machine's host name: the host part of `processOwner`.
+    public static let hostName: String = {
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, name.count - 1)
-        let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return "\(getpid())@\(host)"
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }()
+
+    /// `pid@host`, so that a lease left by a process killed on this host can be taken over
+    /// at once instead of after its time-to-live.
+    public static let processOwner = "\(getpid())@\(hostName)"
 
     public func isLive(at now: UInt64) -> Bool {
         expiresAt > now && !ownerIsGone

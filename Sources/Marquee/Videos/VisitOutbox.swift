@@ -23,16 +23,10 @@ public struct VisitOutbox: Sendable {
     /// Visits waiting to be moved, pool-wide; a read past it is refused rather than stored.
     public static let maxQueued = 50_000
 
-    public init(store: Store, host: String = VisitOutbox.localHost) {
+    public init(store: Store, host: String = Lease.hostName) {
         self.store = store
         self.host = host
     }
-
-    public static let localHost: String = {
-        var name = [CChar](repeating: 0, count: 256)
-        guard gethostname(&name, name.count - 1) == 0 else { return "localhost" }
-        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }()
 
     public struct Full: Error, CustomStringConvertible {
         public var description: String { "the visits outbox holds \(VisitOutbox.maxQueued) visits" }
