@@ -276,4 +276,55 @@ struct TrailersEventsTests {
         #expect(((answer.json()?["trailers"] as? [[String: Any]])?.first?["key"]) as? String == "WH9F4WkvhRk")
         #expect(TrailersFixtures.calls(fake, TrailersFixtures.arrivalPaths) == callsBefore)
     }
+
+    @Test("with a database, the refresher re-validates the answers another host onboarded, not only its own host's")
+    func refresherWalksTheCluster() async throws {
+        let fake = try FakeUpstream()
+        defer { fake.stop() }
+        // Host A onboards the films and never refreshes; host B refreshes and has served none of them.
+        let hostA = try await Stack("trailers-refresh-a", workers: 1, environment: TrailersFixtures.environment(fake, [
+            "MARQUEE_TRAILERS_REFRESH_RATE": "0",
+        ]), storage: .postgres)
+        defer { hostA.stop() }
+        let postgres = try #require(hostA.postgres)
+        let films = [TrailersFixtures.arrivalFilm] + (1...2).map { TrailersFixtures.add(fake, slug: "cluster-refresh-\($0)", imdbId: "tt000060\($0)", tmdbId: 600 + $0) }
+        for film in films {
+            #expect(try await hostA.client.get(TrailersFixtures.path(film.url)).status == 200)
+        }
+        let videos = try #require(JSONSerialization.jsonObject(with: Data(FakeUpstream.fixture("tmdb/movie-329865-videos.json"))) as? [String: Any])
+        let remaining = (videos["results"] as! [[String: Any]]).filter { $0["key"] as? String != TrailersFixtures.firstTrailer }
+        fake.set("/3/movie/329865/videos", .json(FakeUpstream.encode(["results": remaining])))
+
+        let hostB = try await Stack("trailers-refresh-b", workers: 1, environment: TrailersFixtures.environment(fake, [
+            "MARQUEE_DATABASE_URL": postgres.url, "MARQUEE_TRAILERS_REFRESH_AGE": "1", "MARQUEE_TRAILERS_REFRESH_RATE": "5",
+        ]))
+        defer { hostB.stop() }
+        func refreshCalls() -> Int { films.map { fake.calls($0.paths[2]) }.reduce(0, +) - films.count }
+        let allRefreshed = try await eventually(within: .seconds(15)) { refreshCalls() >= films.count }
+        #expect(allRefreshed, "TMDB videos calls beyond onboarding: \(refreshCalls())")
+        let refresher = try #require((try await TrailersFixtures.status(hostB))["refresher"] as? [String: Any])
+        #expect((refresher["refreshedHere"] as? Int ?? 0) >= films.count, "\(refresher)")
+
+        // Host B's re-validation replaced the cluster's copy: a host that misses finds the new answer.
+        let hex = try postgres.psql("SELECT encode(value, 'hex') FROM upstream_answers WHERE key LIKE 'trailers/answer/%' ORDER BY key")
+        let answers = hex.split(separator: "\n").map { String(decoding: Self.bytes(hex: $0), as: UTF8.self) }
+        #expect(answers.count == films.count)
+        #expect(answers.filter { $0.contains("WH9F4WkvhRk") }.count == films.count)
+        #expect(answers.filter { $0.contains(TrailersFixtures.firstTrailer) }.count == films.count - 1, "arrival's first trailer is pulled")
+
+        let callsBefore = TrailersFixtures.calls(fake, TrailersFixtures.arrivalPaths)
+        let answer = try await hostB.client.get(TrailersFixtures.path(TrailersFixtures.arrival))
+        #expect(((answer.json()?["trailers"] as? [[String: Any]])?.first?["key"]) as? String == "WH9F4WkvhRk")
+        #expect(TrailersFixtures.calls(fake, TrailersFixtures.arrivalPaths) == callsBefore)
+    }
+
+    static func bytes(hex: Substring) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex, let next = hex.index(index, offsetBy: 2, limitedBy: hex.endIndex), let byte = UInt8(hex[index..<next], radix: 16) {
+            bytes.append(byte)
+            index = next
+        }
+        return bytes
+    }
 }

@@ -47,9 +47,32 @@ public struct ClusterFlight: Sendable {
         ON CONFLICT (key) DO UPDATE SET value = excluded.value, fetched_at = excluded.fetched_at, expires_at = excluded.expires_at
         RETURNING 0::bigint, (extract(epoch FROM expires_at - fetched_at) * 1000)::bigint
         """)
+    /// A page of the fresh answers under a prefix, in key order. `starts_with` rather than a key
+    /// range: the column's collation need not order the prefix's keys together.
+    static let pageStatement = PostgresStatement("upstream_answer_page", """
+        SELECT key, value, (extract(epoch FROM clock_timestamp() - fetched_at) * 1000)::bigint
+        FROM upstream_answers
+        WHERE key > $1 AND starts_with(key, $2) AND expires_at > clock_timestamp()
+        ORDER BY key LIMIT $3
+        """)
     /// Answers are replaced per key; this drops those nobody asked for again in a day.
     static let pruneStatement = PostgresStatement("upstream_answer_prune",
                                                   "DELETE FROM upstream_answers WHERE expires_at < clock_timestamp() - interval '1 day'")
+
+    public struct Stored: Sendable {
+        public var key: String
+        public var value: [UInt8]
+        /// How long ago the upstream answered, by the database's clock.
+        public var age: Duration
+    }
+
+    /// Up to `limit` fresh answers whose keys start with `prefix`, in key order after `after`:
+    /// every host's, not only those this host has cached.
+    public func page(prefix: String, after: String?, limit: Int) throws(PostgresError) -> [Stored] {
+        try database.execute(Self.pageStatement, [after ?? prefix, prefix, String(limit)]).rows.map { row throws(PostgresError) in
+            Stored(key: try row.string(0), value: try row.bytes(1) ?? [], age: .milliseconds(max(0, try row.int64(2))))
+        }
+    }
 
     /// The fresh answer for `key`, if some host stored one.
     public func fresh(_ key: String) throws(PostgresError) -> Answer? {

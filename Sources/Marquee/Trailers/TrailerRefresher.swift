@@ -8,12 +8,16 @@ import Synchronization
 /// that a trailer added or pulled upstream shows up without a client asking. One worker runs
 /// it at a time (a pool lease), walking the answers page by page and asking TMDB for the videos
 /// again, at most MARQUEE_TRAILERS_REFRESH_RATE TMDB calls per second.
+///
+/// With a database the role is the cluster's, so it walks the cluster's answers in
+/// PostgreSQL: the answers a film's onboarding left on another host are refreshed too.
 final class TrailerRefresher: Sendable {
     static let interval: Duration = .seconds(1)
     static let pageSize = 32
 
     let lease: PoolLease
     private let store: Store
+    private let shared: ClusterFlight?
     private let lookup: TrailerLookup
     private let settings: @Sendable () -> TrailersSettings
     private let logger: @Sendable () -> Logger
@@ -29,6 +33,7 @@ final class TrailerRefresher: Sendable {
          database: PostgresClient? = nil, logger: @escaping @Sendable () -> Logger) {
         self.lease = PoolLease(TrailerKeys.refresherLease, store: store, database: database)
         self.store = store
+        self.shared = database.map { ClusterFlight(database: $0) }
         self.lookup = lookup
         self.settings = settings
         self.logger = logger
@@ -43,22 +48,31 @@ final class TrailerRefresher: Sendable {
     func round() {
         let settings = settings()
         guard settings.refreshRate > 0, lease.claim() else { return }
-        let oldest = StoreClock.nowMillis() - min(StoreClock.nowMillis(), UInt64(settings.refreshAge.nanoseconds / 1_000_000))
-        let page: [(key: String, entry: StoreEntry)]
+        let page: [ClusterFlight.Stored]
         do {
-            page = try store.scan(prefix: TrailerKeys.answerPrefix, after: cursor.withLock { $0 }, limit: Self.pageSize)
+            page = try storedAnswers(after: cursor.withLock { $0 })
         } catch {
             logger().warning("cannot read the stored trailer answers", metadata: ["error": "\(error)"])
             return
         }
         cursor.withLock { $0 = page.count < Self.pageSize ? nil : page.last?.key }
-        let candidates = page.compactMap { key, entry -> Candidate? in
-            guard entry.writtenAt < oldest, let record = TrailerRecord(entry.value), record.status == 200, let url = record.url else { return nil }
-            return Candidate(key: key, url: url, record: record)
+        let candidates = page.compactMap { answer -> Candidate? in
+            guard answer.age > settings.refreshAge, let record = TrailerRecord(answer.value), record.status == 200,
+                  let url = record.url else { return nil }
+            return Candidate(key: answer.key, url: url, record: record)
         }
         for candidate in candidates {
             guard waitForTMDB(), lease.claim() else { return }
             refresh(candidate, settings: settings)
+        }
+    }
+
+    /// The next page of answers: the cluster's with a database, else this host's store.
+    private func storedAnswers(after: String?) throws -> [ClusterFlight.Stored] {
+        if let shared { return try shared.page(prefix: TrailerKeys.answerPrefix, after: after, limit: Self.pageSize) }
+        let now = StoreClock.nowMillis()
+        return try store.scan(prefix: TrailerKeys.answerPrefix, after: after, limit: Self.pageSize).map { key, entry in
+            ClusterFlight.Stored(key: key, value: entry.value, age: .milliseconds(Int64(now - min(now, entry.writtenAt))))
         }
     }
 
