@@ -35,7 +35,9 @@ struct VideoCatalogueTests {
         let generatedId = try #require(answered.removeValue(forKey: "_id") as? String)
         #expect(generatedId.utf8.count == 24 && generatedId.allSatisfy(\.isHexDigit))
         #expect(NSDictionary(dictionary: answered) == expected)
-        let forwarded = try await stack.client.get("/video/12345", headers: ["User-Agent": "catalogue-test/2", "X-Forwarded-For": "198.51.100.4, 203.0.113.7"])
+        let nginxRequestId = try #require(read.header("X-Request-Id"))
+        let forwarded = try await stack.client.get("/video/12345", headers: ["User-Agent": "catalogue-test/2", "X-Forwarded-For": "198.51.100.4, 203.0.113.7",
+                                                                             "X-Request-Id": "chosen-by-the-client"])
         #expect(forwarded.status == 200)
         let head = try await stack.client.request("HEAD", "/video/12345", headers: ["User-Agent": "catalogue-test/head"])
         #expect(head.status == 200)
@@ -67,6 +69,10 @@ struct VideoCatalogueTests {
         #expect(recent.map { $0["userAgent"] as? String } == ["catalogue-test/2", "catalogue-test/1"])
         #expect(recent.map { $0["ip"] as? String } == ["203.0.113.7", "127.0.0.1"], "X-Forwarded-For counts from a trusted proxy only")
         #expect((recent.first?["at"] as? String)?.hasSuffix("Z") == true)
+        // Named by nginx's own request id, which a retry on another worker repeats; never by a client's.
+        let visitIds = recent.compactMap { $0["visitId"] as? String }
+        #expect(visitIds.count == 2 && visitIds[1].hasSuffix("-" + nginxRequestId), "\(visitIds), \(nginxRequestId)")
+        #expect(!visitIds[0].contains("chosen-by-the-client") && visitIds[0].split(separator: "-").last?.utf8.count == 32, "\(visitIds)")
         #expect(try await stack.client.get("/api/v1/videos/12345/visits").status == 401)
         #expect(try await stack.client.get("/api/v1/videos/54321/visits", headers: Self.admin).status == 404)
         #expect(try await stack.client.get("/api/v1/videos/12345/visits?limit=1", headers: Self.admin).json().flatMap { $0["recent"] as? [Any] }?.count == 1)

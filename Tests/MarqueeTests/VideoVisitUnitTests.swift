@@ -96,4 +96,37 @@ struct VideoVisitUnitTests {
         #expect(throws: VisitOutbox.Full.self) { try outbox.append(Self.visit(userAgent: "one too many")) }
         #expect(try outbox.isEmpty())
     }
+
+    @Test("a read nginx sends again to a second worker (the first recorded it and died) makes the same visit, counted once")
+    func retriedReadCountsOnce() throws {
+        let directory = TestPaths.temporaryDirectory("visit-retry")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try Store.open(StoreOptions(directory: directory.path, maxBytes: 64 << 20))
+        let outbox = VisitOutbox(store: store)
+        let nginx = try #require(ProxiedRequest(id: "0123456789abcdef0123456789abcdef", msec: "1796625499.824"))
+        #expect(nginx.startMillis == 1_796_625_499_824)
+        let first = Visit(videoId: "12345", ip: "192.0.2.1", userAgent: "retried", at: 1_796_625_499_830, request: nginx)
+        let retry = Visit(videoId: "12345", ip: "192.0.2.1", userAgent: "retried", at: 1_796_625_499_861, request: nginx)
+        #expect(first.visitId == "1796625499824-0123456789abcdef0123456789abcdef")
+        #expect(retry == first, "the second worker's clock does not enter the visit")
+        try outbox.append(first)
+        try outbox.append(retry)
+        #expect(try outbox.figures().enqueued == 1)
+        #expect(try outbox.moveBatch(limit: 10).moved == 1)
+        try outbox.append(retry)
+        #expect(try outbox.moveBatch(limit: 10) == VisitOutbox.Moved(moved: 0, alreadyStored: 1, rejected: 0),
+                "moved already when the retry came: the table has it")
+        #expect(try LMDBVisitStore(store: store).count(of: "12345") == 1)
+        #expect(try outbox.figures().queued == 0)
+
+        let other = try #require(ProxiedRequest(id: "fedcba9876543210fedcba9876543210", msec: "1796625499.824"))
+        #expect(Visit(videoId: "12345", ip: "192.0.2.1", userAgent: "retried", at: 0, request: other).visitId != first.visitId)
+        for (id, msec) in [("0123456789ABCDEF0123456789ABCDEF", "1796625499.824"), ("0123456789abcdef", "1796625499.824"),
+                           ("0123456789abcdef0123456789abcdeg", "1796625499.824"), ("0123456789abcdef0123456789abcdef", "1796625499"),
+                           ("0123456789abcdef0123456789abcdef", "1796625499.8"), ("0123456789abcdef0123456789abcdef", "-1.000"),
+                           ("0123456789abcdef0123456789abcdef", "99999999999999.000")] {
+            #expect(ProxiedRequest(id: id, msec: msec) == nil, "\(id) \(msec)")
+        }
+        #expect(ProxiedRequest(id: nil, msec: "1796625499.824") == nil)
+    }
 }

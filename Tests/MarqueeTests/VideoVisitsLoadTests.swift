@@ -1,6 +1,7 @@
 import Foundation
 import LMDBStore
 @testable import Marquee
+import FastCGI
 import Testing
 
 /// Visits under load through a real nginx, with the consumer's worker killed outright.
@@ -64,6 +65,58 @@ struct VideoVisitsLoadTests {
         #expect(figures.queued == 0)
         #expect(figures.rejected == 0)
         #expect(figures.moved == count)
+    }
+
+    @Test("a worker killed after recording a read, before answering it: nginx's retry on the other worker gets 200, and the read counts once")
+    func retriedReadCountsOnce() async throws {
+        let stack = try await Stack("video-visits-retry", workers: 1)
+        defer { stack.stop() }
+        #expect(try await Self.catalogueVideo12345(stack) == 201)
+        var agents: [String] = []
+        var killedAtTheAnswer: String?
+        // The first attempt nearly always kills at the answer. It misses only when the visit's
+        // own commit flushes adjoining pages with one writev; the victim then dies before the
+        // commit, nginx's retry records the visit, and the next attempt tries again.
+        for attempt in 1...3 where killedAtTheAnswer == nil {
+            let victim = stack.workers[stack.workers.count - 1]
+            // nginx keeps the connection the victim answered on, and sends the read over it.
+            #expect(try await stack.client.get("/api/v1/health").status == 200)
+            try stack.startWorker()
+            try await Task.sleep(for: .milliseconds(300))
+            let threads = try Self.requestThreads(of: victim.pid)
+            try #require(!threads.isEmpty, "the victim's request threads are named \(FastCGIServer.requestThreadName)")
+            // SIGKILL at a request thread's first writev: the answer, after the visit's commit,
+            // before nginx has a byte of it.
+            let trace = stack.directory.appendingPathComponent("kill-\(attempt).trace")
+            let strace = try ChildProcess("strace-kill-\(attempt)", executable: "/usr/bin/strace",
+                                          arguments: ["-qq", "-e", "trace=writev", "-e", "inject=writev:signal=SIGKILL", "-o", trace.path]
+                                              + threads.flatMap { ["-p", String($0)] },
+                                          logDirectory: stack.directory)
+            defer { strace.stop() }
+            try await Task.sleep(for: .seconds(1))
+            let agent = "retried/\(attempt)"
+            agents.append(agent)
+            let read = try await stack.client.get("/video/12345", headers: ["User-Agent": agent])
+            #expect(read.status == 200, "nginx retried on the other worker: \(read.status) \(read.text)")
+            #expect(victim.waitForExit(timeout: .seconds(10)) != nil, "the victim died")
+            _ = strace.waitForExit(timeout: .seconds(10))
+            if ((try? String(contentsOf: trace, encoding: .utf8)) ?? "").contains("Status: 200") { killedAtTheAnswer = agent }
+        }
+        try #require(killedAtTheAnswer != nil, "in three attempts, no worker was killed at its answer")
+
+        try await VideoCatalogueTests.waitUntilDrained(stack, timeout: .seconds(60))
+        let store = try Store.open(StoreOptions(directory: stack.directory.appendingPathComponent("store").path, maxBytes: 256 << 20))
+        let stored = try LMDBVisitStore(store: store).visits(of: "12345", limit: .max).map(\.userAgent)
+        #expect(stored.sorted() == agents.sorted(), "each read once, \(killedAtTheAnswer ?? "") included")
+        #expect(try LMDBVisitStore(store: store).count(of: "12345") == agents.count)
+    }
+
+    /// The threads of `pid` that serve requests, by the name the FastCGI layer gives them.
+    static func requestThreads(of pid: Int32) throws -> [Int32] {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").compactMap { task in
+            let name = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/comm", encoding: .utf8)
+            return name?.trimmingCharacters(in: .whitespacesAndNewlines) == FastCGIServer.requestThreadName ? Int32(task) : nil
+        }
     }
 
     @Test("2,000 anonymous reads make the workers flush the disk a fraction as often: appends wait for no flush")

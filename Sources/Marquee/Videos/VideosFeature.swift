@@ -119,7 +119,7 @@ public struct VideosFeature: Feature {
             }
             if request.method != "HEAD" {
                 let visit = Visit(videoId: videoId, ip: Self.clientIp(request, runtime.current), userAgent: request.header("User-Agent"),
-                                  at: StoreClock.nowMillis())
+                                  at: StoreClock.nowMillis(), request: request.proxied)
                 do {
                     try outbox.append(visit)
                 } catch is VisitOutbox.Full {

@@ -26,12 +26,23 @@ public struct Visit: Codable, Sendable, Equatable {
     private static let sequence = Atomic<UInt64>(0)
     private static let processTag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
 
-    public init(videoId: String, ip: String, userAgent: String?, at: UInt64) {
+    /// `request`, when nginx passed it, names the HTTP request and its start: nginx sends the
+    /// same parameters again when it retries a request on a second worker (the first one died
+    /// after recording the visit, before answering), so the retry makes the same visit id and
+    /// counts once.
+    public init(videoId: String, ip: String, userAgent: String?, at: UInt64, request: ProxiedRequest? = nil) {
         // Time first, so that the outbox keeps arrival order; the pid, a tag drawn at start
         // (pids are reused) and a counter keep ids apart within one millisecond.
-        let sequence = Self.sequence.wrappingAdd(1, ordering: .relaxed).newValue
+        let at = request?.startMillis ?? at
         let millis = String(at)
-        visitId = String(repeating: "0", count: max(0, 13 - millis.count)) + millis + "-\(getpid())-\(Self.processTag)-\(sequence)"
+        let unique: String
+        if let request {
+            unique = request.id
+        } else {
+            let sequence = Self.sequence.wrappingAdd(1, ordering: .relaxed).newValue
+            unique = "\(getpid())-\(Self.processTag)-\(sequence)"
+        }
+        visitId = String(repeating: "0", count: max(0, 13 - millis.count)) + millis + "-" + unique
         self.videoId = videoId
         self.ip = Self.truncated(ip, toBytes: Self.maxIpBytes)
         self.at = at

@@ -33,9 +33,12 @@ public struct VisitOutbox: Sendable {
     }
 
     /// Appends `visit`; when this returns, the visit survives a crash of any process (see the
-    /// type's comment for a power loss). Throws `Full` when the outbox is at its cap.
+    /// type's comment for a power loss). Throws `Full` when the outbox is at its cap. A visit
+    /// already waiting under its id (nginx retried the read after the worker that recorded it
+    /// died) is left as it is.
     public func append(_ visit: Visit) throws {
         try write(durable: false) { txn in
+            guard try txn.get(VideoKeys.outbox(visit.visitId)) == nil else { return }
             let enqueued = try Self.number(txn, VideoKeys.enqueued)
             let left = try Self.number(txn, VideoKeys.moved) + Self.number(txn, VideoKeys.rejected)
             guard enqueued - left < Self.maxQueued else { throw Full() }
