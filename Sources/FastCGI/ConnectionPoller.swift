@@ -42,6 +42,8 @@ final class ConnectionPoller: @unchecked Sendable {
     private static let wakeToken: UInt64 = 1
     private static let sweepInterval: useconds_t = 100_000
     private static let idleGraceMilliseconds: Int32 = 2
+    /// The most connections one listener event accepts.
+    private static let acceptBatch = 64
 
     private struct Shared {
         var table = ConnectionTable()
@@ -112,7 +114,10 @@ final class ConnectionPoller: @unchecked Sendable {
             case Self.wakeToken:
                 return nil
             case Self.listenerToken:
-                if let connection = acceptOne() { return connection }
+                if let connection = acceptOne() {
+                    acceptWaiting()
+                    return connection
+                }
             case let token:
                 let connection = Connection(token: token)
                 if shared.withLock({ $0.table.claim(connection) }) { return connection }
@@ -235,6 +240,23 @@ final class ConnectionPoller: @unchecked Sendable {
         var writeTimeout = timeval(tv_sec: writeTimeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &writeTimeout, socklen_t(MemoryLayout<timeval>.size))
         return connection
+    }
+
+    /// Accepts what else waits in the backlog, up to `acceptBatch`, and parks each in epoll as a
+    /// connection with nothing read yet, where any thread takes its request. One accept per
+    /// listener event was too few: the listener comes round once per pass through the ready
+    /// connections, so while nginx replaced kept connections (keepalive_requests) or opened
+    /// hundreds at once, its new connections queued in the backlog for seconds, hundreds deep,
+    /// behind the ones being served.
+    private func acceptWaiting() {
+        for _ in 1..<Self.acceptBatch {
+            guard let connection = acceptOne() else { return }
+            shared.withLock { shared in
+                let settlement = shared.table.settle(connection, .quiet, now: Self.now(), streamingLimit: streamingLimit,
+                                                     stopping: shared.stopping)
+                if case .wait(let arming?) = settlement { arm(connection, arming) }
+            }
+        }
     }
 
     /// The connection to close for a new one past the bound: among the oldest kept idle ones
