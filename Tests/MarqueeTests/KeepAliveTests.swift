@@ -59,6 +59,82 @@ struct KeepAliveTests {
         print("flood: \(answers.count) health answers, \(slow.count) over 100 ms, worst \(worst); \(closedByBound) idle closed by the bound")
     }
 
+    @Test("128 new connections while 32 kept ones send back to back: each listener event accepts all that wait, so the new ones are served within a few passes of the busy ones")
+    func newConnectionsDoNotQueueBehindBusyOnes() async throws {
+        // One request thread: the order in which it takes events is the only order there is.
+        let stack = try await Stack("keepalive-accept", workers: 1, environment: ["MARQUEE_THREADS": "1", "MARQUEE_LOG_LEVEL": "warning"])
+        defer { stack.stop() }
+        let worker = stack.workers[0]
+        defer { worker.signal(SIGCONT) }
+        let health = FastCGIClient.keptRequest(params: [
+            ("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/api/v1/health"), ("REQUEST_URI", "/api/v1/health"), ("QUERY_STRING", ""),
+            ("REMOTE_ADDR", "127.0.0.1"), ("SERVER_PROTOCOL", "HTTP/1.1"), ("CONTENT_LENGTH", "0"),
+        ])
+        let busyServed = Mutex(0)
+        let stopping = Mutex(false)
+        let busyFailures = Collected<String>()
+        let lanes = try (0..<32).map { _ in
+            let fd = try Self.connect(stack.socketPath)
+            return JoinableThread {
+                defer { close(fd) }
+                while !stopping.withLock({ $0 }) {
+                    guard Self.sendAll(health, to: fd), let answer = FastCGIClient.readKeptAnswer(fd), answer.status == 200 else {
+                        busyFailures.append("a kept connection failed")
+                        return
+                    }
+                    busyServed.withLock { $0 += 1 }
+                }
+            }
+        }
+        defer {
+            stopping.withLock { $0 = true }
+            for lane in lanes { lane.join(timeout: .seconds(10)) }
+        }
+        while busyServed.withLock({ $0 }) < 500 { try await Task.sleep(for: .milliseconds(20)) }
+
+        // The new connections wait in the backlog, each with its request sent, while the worker is stopped.
+        worker.signal(SIGSTOP)
+        var fresh: [Int32] = []
+        defer { for fd in fresh { close(fd) } }
+        for _ in 0..<128 {
+            let fd = try Self.connect(stack.socketPath)
+            fresh.append(fd)
+            try #require(Self.sendAll(health, to: fd))
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        let before = busyServed.withLock { $0 }
+        worker.signal(SIGCONT)
+
+        var answered: [Int32: Int] = [:]
+        var busyServedBy: [Int] = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while answered.count < fresh.count && ContinuousClock.now < deadline {
+            var polled = fresh.filter { answered[$0] == nil }.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            guard poll(&polled, nfds_t(polled.count), 100) > 0 else { continue }
+            for entry in polled where entry.revents != 0 {
+                answered[entry.fd] = FastCGIClient.readKeptAnswer(entry.fd)?.status ?? 0
+                busyServedBy.append(busyServed.withLock { $0 } - before)
+            }
+        }
+        #expect(answered.count == fresh.count && answered.values.allSatisfy { $0 == 200 }, "\(answered.values.filter { $0 != 200 }.count) failed")
+        #expect(busyFailures.items.isEmpty)
+        // One accept per listener event served a pass of the 32 busy connections per new one:
+        // about 4,000 busy requests before the last new one. Accepting all that wait takes a few passes.
+        let waited = busyServedBy.max() ?? .max
+        print("accept: the busy connections were served \(waited) times until the last of 128 new ones was answered")
+        #expect(waited < 32 * 16, "the busy connections were served \(waited) times until the last new one was answered")
+    }
+
+    private static func sendAll(_ bytes: [UInt8], to fd: Int32) -> Bool {
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            guard count > 0 else { return false }
+            sent += count
+        }
+        return true
+    }
+
     @Test("nginx with its keep-alive pool full of idle connections, then a burst of 5,000 requests: every one answered 2xx")
     func burstOnAFullPool() async throws {
         let stack = try await Stack("keepalive-burst", workers: 2, environment: [

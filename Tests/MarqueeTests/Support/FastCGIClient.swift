@@ -42,6 +42,33 @@ enum FastCGIClient {
         return try answer(received)
     }
 
+    /// A request that asks the worker to keep the connection (FCGI_KEEP_CONN), as nginx sends.
+    static func keptRequest(params: [(String, String)]) -> [UInt8] {
+        var encoded: [UInt8] = []
+        for (name, value) in params { encoded += length(name.utf8.count) + length(value.utf8.count) + Array(name.utf8) + Array(value.utf8) }
+        return record(type: 1, content: [0, 1, 1, 0, 0, 0, 0, 0]) + chunked(type: 4, encoded) + chunked(type: 5, [])
+    }
+
+    /// Reads one answer from a kept connection, up to and with its END_REQUEST record; nil
+    /// when the connection ends or fails first.
+    static func readKeptAnswer(_ fd: Int32) -> HTTPAnswer? {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            var offset = 0
+            while offset + 8 <= received.count {
+                let length = Int(received[offset + 4]) << 8 | Int(received[offset + 5])
+                let end = offset + 8 + length + Int(received[offset + 6])
+                guard end <= received.count else { break }
+                if received[offset + 1] == 3 { return try? answer(Array(received[..<end])) }
+                offset = end
+            }
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard count > 0 else { return nil }
+            received += buffer[..<count]
+        }
+    }
+
     /// Records of at most 65,535 bytes, then the empty record that ends the stream.
     private static func chunked(type: UInt8, _ bytes: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
