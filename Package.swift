@@ -42,20 +42,20 @@ let package = Package(
         ),
         .target(
             name: "PostgresClient",
-            dependencies: ["CLibPQ"]
+            dependencies: ["CLibPQ", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
         ),
         .target(
             name: "FastCGI",
-            dependencies: ["CFastCGI"]
+            dependencies: ["CFastCGI", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
         ),
         .target(
             name: "LMDBStore",
-            dependencies: ["CLMDB", .product(name: "Atomics", package: "swift-atomics"),
+            dependencies: ["CLMDB", .product(name: "Atomics", package: "swift-atomics"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                            .product(name: "CoreMetrics", package: "swift-metrics")]
         ),
         .target(
             name: "SharedMetrics",
-            dependencies: [.product(name: "Atomics", package: "swift-atomics"),
+            dependencies: [.product(name: "Atomics", package: "swift-atomics"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                            .product(name: "CoreMetrics", package: "swift-metrics")]
         ),
         .target(
@@ -73,6 +73,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             resources: [.copy("Movies/Templates"), .copy("Database/Migrations"), .copy("OpenAPI/marquee.yaml")]

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
 import Glibc
@@ -14,7 +14,7 @@ public final class FastCGIExchange: Sendable {
 
     private let connection: Int32
     private let requestId: Int32
-    private let state = Mutex(State.running)
+    private let state = NIOLockedValueBox(State.running)
 
     init(connection: Int32, requestId: Int32) {
         self.connection = connection
@@ -24,7 +24,7 @@ public final class FastCGIExchange: Sendable {
     /// Sends `response` now, unless the responder's answer went first; true when this one went.
     @discardableResult
     public func answerEarly(_ response: FastCGIResponse) -> Bool {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard state == .running else { return false }
             state = .answeredEarly
             _ = ResponseRecords.write(head: response.head(), body: response.body, requestId: requestId, to: connection)
@@ -38,7 +38,7 @@ public final class FastCGIExchange: Sendable {
 
     /// Called once the responder returned: true when its answer is still to be written.
     func finish() -> Bool {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard state == .running else { return false }
             state = .finished
             return true

@@ -1,4 +1,5 @@
 import CLMDB
+import NIOConcurrencyHelpers
 import Synchronization
 
 #if canImport(Glibc)
@@ -14,7 +15,7 @@ public final class Store: @unchecked Sendable {
     public let options: StoreOptions
     let env: OpaquePointer
     let dbs: Databases
-    private let readers = Mutex<[ReaderHandle]>([])
+    private let readers = NIOLockedValueBox<[ReaderHandle]>([])
     /// Each thread keeps one reset reader of its own, so that the request threads' reads do
     /// not queue on `readers`' lock; the pool serves nested reads and new threads. A thread's
     /// reader is aborted when the thread ends.
@@ -155,7 +156,7 @@ public final class Store: @unchecked Sendable {
             let txn = OpaquePointer(kept)
             if mdb_txn_renew(txn) == 0 { return txn }
             mdb_txn_abort(txn)
-        } else if let txn = readers.withLock({ $0.popLast() })?.txn {
+        } else if let txn = readers.withLockedValue({ $0.popLast() })?.txn {
             let rc = mdb_txn_renew(txn)
             if rc == 0 { return txn }
             mdb_txn_abort(txn)
@@ -170,7 +171,7 @@ public final class Store: @unchecked Sendable {
             return
         }
         let handle = ReaderHandle(txn: txn)
-        readers.withLock { $0.append(handle) }
+        readers.withLockedValue { $0.append(handle) }
     }
 
     /// The pool-wide counter `name` (lower-case letters, digits and `-`), in the file

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// What the connections of one client last saw of the database, for health to report
 /// without asking the database itself.
@@ -8,20 +8,20 @@ final class PostgresAvailability: Sendable {
         var since: ContinuousClock.Instant?
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     func failed(_ reason: String) {
-        state.withLock { state in
+        state.withLockedValue { state in
             if state.failure == nil { state.since = .now }
             state.failure = reason
         }
     }
 
     func succeeded() {
-        state.withLock { state in
+        state.withLockedValue { state in
             if state.failure != nil { state = State() }
         }
     }
 
-    var lastFailure: String? { state.withLock { $0.failure } }
+    var lastFailure: String? { state.withLockedValue { $0.failure } }
 }

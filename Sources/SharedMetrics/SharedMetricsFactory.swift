@@ -1,6 +1,6 @@
 import Atomics
 import CoreMetrics
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
 import Glibc
@@ -25,7 +25,7 @@ public final class SharedMetricsFactory: MetricsFactory, Sendable {
     public let directory: String
     private let slot: MetricsSlot
     private let buckets: [String: [Double]]
-    private let series = Mutex<[String: MetricsSlot.Record]>([:])
+    private let series = NIOLockedValueBox<[String: MetricsSlot.Record]>([:])
 
     /// Takes a slot in `directory`; nil when `slotLimit` live processes hold every slot.
     /// `buckets` gives histogram bounds by metric name; others get `defaultBuckets`.
@@ -36,7 +36,7 @@ public final class SharedMetricsFactory: MetricsFactory, Sendable {
         self.buckets = buckets
         var known: [String: MetricsSlot.Record] = [:]
         for record in slot.records() { known[record.key] = record }
-        series.withLock { $0 = known }
+        series.withLockedValue { $0 = known }
     }
 
     /// The slot file this process writes.
@@ -45,7 +45,7 @@ public final class SharedMetricsFactory: MetricsFactory, Sendable {
     /// The cells of a series, created on first use; a full file gives cells of this process's
     /// memory, counted nowhere, rather than failing the caller.
     private func cells(_ kind: MetricsSlot.Kind, _ key: String, count: Int, initial: [UInt64] = []) -> UnsafeMutableRawPointer {
-        series.withLock { series in
+        series.withLockedValue { series in
             if let record = series[key], record.kind == kind, record.cellCount == count {
                 return slot.base + record.cells
             }

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Every feature of a worker, built once; health and status read the list back.
 public enum FeatureSet {
@@ -32,8 +32,8 @@ public enum FeatureSet {
     }
 
     private final class Registry: Sendable {
-        private let storage = Mutex<[any Feature]>([])
-        var features: [any Feature] { storage.withLock { $0 } }
-        func set(_ features: [any Feature]) { storage.withLock { $0 = features } }
+        private let storage = NIOLockedValueBox<[any Feature]>([])
+        var features: [any Feature] { storage.withLockedValue { $0 } }
+        func set(_ features: [any Feature]) { storage.withLockedValue { $0 = features } }
     }
 }

@@ -1,5 +1,6 @@
 import FastCGI
 import Logging
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// Watches the requests in flight, as php-fpm does its children: a request past the slow
@@ -18,7 +19,7 @@ final class RequestSupervisor: Sendable {
         var answered = false
     }
 
-    private let running = Mutex<[Int: Running]>([:])
+    private let running = NIOLockedValueBox<[Int: Running]>([:])
     private let nextTicket = Atomic<Int>(0)
     private let recycleRequested = Atomic<Bool>(false)
 
@@ -29,19 +30,19 @@ final class RequestSupervisor: Sendable {
     func begin(_ request: FastCGIRequest, method: String, path: String, requestId: String?) -> Int {
         let ticket = nextTicket.wrappingAdd(1, ordering: .relaxed).newValue
         let entry = Running(exchange: request.exchange, method: method, path: path, requestId: requestId, started: .now)
-        running.withLock { $0[ticket] = entry }
+        running.withLockedValue { $0[ticket] = entry }
         return ticket
     }
 
     /// Forgets the request; true when the supervisor already answered it.
     func end(_ ticket: Int) -> Bool {
-        running.withLock { $0.removeValue(forKey: ticket)?.answered ?? false }
+        running.withLockedValue { $0.removeValue(forKey: ticket)?.answered ?? false }
     }
 
     /// Requests still running past `limit`.
     func overdue(limit: Duration) -> Int {
         let now = ContinuousClock.now
-        return running.withLock { running in
+        return running.withLockedValue { running in
             // Counted in place: health asks on every call, and a filtered copy is an allocation.
             var count = 0
             for entry in running.values where now - entry.started >= limit { count += 1 }
@@ -55,7 +56,7 @@ final class RequestSupervisor: Sendable {
         var slowOnes: [Running] = []
         var late: [Running] = []
         var stuck: [Running] = []
-        running.withLock { running in
+        running.withLockedValue { running in
             for (ticket, entry) in running {
                 let elapsed = now - entry.started
                 if elapsed >= slow && !entry.loggedSlow {

@@ -2,7 +2,7 @@ import FastCGI
 import Foundation
 import LMDBStore
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// What every feature shares inside one worker process: the store, the live settings and
 /// the logger. Settings change on reload, so read them per use rather than keep a copy.
@@ -20,8 +20,8 @@ public final class Services: Sendable {
     let requestMetrics: RequestMetrics?
     public let startedAt: ContinuousClock.Instant
     public let startedAtDate: Date
-    private let current: Mutex<Snapshot>
-    let serverCounters = Mutex<(@Sendable () -> FastCGIServer.Counters)?>(nil)
+    private let current: NIOLockedValueBox<Snapshot>
+    let serverCounters = NIOLockedValueBox<(@Sendable () -> FastCGIServer.Counters)?>(nil)
 
     public init(store: Store, settings: Settings, database: Database? = nil) {
         self.store = store
@@ -31,7 +31,7 @@ public final class Services: Sendable {
         self.requestMetrics = settings.metricsEnabled ? RequestMetrics() : nil
         self.startedAt = .now
         self.startedAtDate = Date()
-        self.current = Mutex(Snapshot(settings: settings, generation: 1))
+        self.current = NIOLockedValueBox(Snapshot(settings: settings, generation: 1))
     }
 
     /// What a request reads once: swapping one reference on reload keeps the per-request cost
@@ -48,17 +48,17 @@ public final class Services: Sendable {
         }
     }
 
-    var snapshot: Snapshot { current.withLock { $0 } }
+    var snapshot: Snapshot { current.withLockedValue { $0 } }
     public var settings: Settings { snapshot.settings }
     public var logger: Logger { snapshot.logger }
     public var configGeneration: Int { snapshot.generation }
 
     func replace(_ settings: Settings) {
-        current.withLock { $0 = Snapshot(settings: settings, generation: $0.generation + 1) }
+        current.withLockedValue { $0 = Snapshot(settings: settings, generation: $0.generation + 1) }
     }
 
     var counters: FastCGIServer.Counters {
-        serverCounters.withLock { $0?() } ?? FastCGIServer.Counters(served: 0, inFlight: 0, threads: 0)
+        serverCounters.withLockedValue { $0?() } ?? FastCGIServer.Counters(served: 0, inFlight: 0, threads: 0)
     }
 
     static func makeLogger(_ settings: Settings) -> Logger {

@@ -30,7 +30,7 @@ public final class Worker: Sendable {
             Worker.respond(to: request, router: routes, services: services)
         }
         let server = self.server
-        services.serverCounters.withLock { $0 = { server.counters } }
+        services.serverCounters.withLockedValue { $0 = { server.counters } }
     }
 
     /// Serves until SIGTERM or SIGINT, then drains; returns the exit status.

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import PostgresClient
-import Synchronization
 
 /// The PostgreSQL system of record, when MARQUEE_DATABASE_URL names one: the client every
 /// thread of this worker shares, and the schema this version of marquee knows.
@@ -9,7 +9,7 @@ public final class Database: Sendable {
     public let client: PostgresClient
     public let migrator: PostgresMigrator
     /// The last probe's problem, for health; nil while the database answers.
-    private let probeProblem = Mutex<String?>(nil)
+    private let probeProblem = NIOLockedValueBox<String?>(nil)
 
     /// One key for every marquee cluster: only `marquee db migrate` takes it.
     static let migrationLockKey: Int64 = 0x4D41_5251_5545_4501
@@ -59,27 +59,27 @@ public final class Database: Sendable {
     /// probe that reaches it, and exits as `marquee serve` would have at start.
     func probe(logger: Logger) {
         do {
-            if !schemaChecked.withLock({ $0 }) {
+            if !schemaChecked.withLockedValue({ $0 }) {
                 let check = try checkSchema()
                 if let refusal = refusal(check) {
                     logger.critical("\(refusal)")
                     LogOutput.shared.flushAll()
                     exit(1)
                 }
-                schemaChecked.withLock { $0 = true }
+                schemaChecked.withLockedValue { $0 = true }
             }
             try client.withConnection { connection in _ = try connection.run("SELECT 1") }
-            probeProblem.withLock { $0 = nil }
+            probeProblem.withLockedValue { $0 = nil }
         } catch {
-            probeProblem.withLock { $0 = "\(error)" }
+            probeProblem.withLockedValue { $0 = "\(error)" }
         }
     }
 
-    private let schemaChecked = Mutex(false)
+    private let schemaChecked = NIOLockedValueBox(false)
 
     /// Marks the schema as checked at start, so that the probe does not check it again.
     public func schemaVerified() {
-        schemaChecked.withLock { $0 = true }
+        schemaChecked.withLockedValue { $0 = true }
     }
 
     /// The one line a worker logs before it refuses to serve, or nil for the schema it knows.
@@ -96,7 +96,7 @@ public final class Database: Sendable {
 
     /// Why the database is degraded, or nil when the last probe and the last statement passed.
     public var degradation: String? {
-        if let problem = probeProblem.withLock({ $0 }) { return "unavailable: \(problem)" }
+        if let problem = probeProblem.withLockedValue({ $0 }) { return "unavailable: \(problem)" }
         return client.lastFailure.map { "unavailable: \($0)" }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 import LMDBStore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Proves that the store still commits, not only that it reads: a pool whose write lock was
 /// never released read fine and said ok while every write hung. A background thread writes
@@ -15,7 +15,7 @@ final class StoreProbe: Sendable {
     }
 
     private let store: Store
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     init(store: Store) {
         self.store = store
@@ -23,7 +23,7 @@ final class StoreProbe: Sendable {
 
     /// One probe write; blocks as long as the store's write lock does.
     func round() {
-        state.withLock { $0.writingSince = .now }
+        state.withLockedValue { $0.writingSince = .now }
         var failure: String?
         do {
             try store.put(Self.key, Array("\(getpid()) \(StoreClock.nowMillis())".utf8), as: .state)
@@ -33,13 +33,13 @@ final class StoreProbe: Sendable {
         } catch {
             failure = "\(error)"
         }
-        state.withLock { $0 = State(writingSince: nil, failure: failure) }
+        state.withLockedValue { $0 = State(writingSince: nil, failure: failure) }
     }
 
     /// Why the store makes no progress: a write pending for longer than `bound`, or the last
     /// write failed. nil while commits go through.
     func problem(bound: Duration) -> String? {
-        let current = state.withLock { $0 }
+        let current = state.withLockedValue { $0 }
         if let since = current.writingSince {
             let waited = ContinuousClock.now - since
             if waited >= bound {
@@ -51,7 +51,7 @@ final class StoreProbe: Sendable {
 
     /// Whether a write has been pending for longer than `bound`: the watchdog's test.
     func isStalled(bound: Duration) -> Bool {
-        guard let since = state.withLock({ $0.writingSince }) else { return false }
+        guard let since = state.withLockedValue({ $0.writingSince }) else { return false }
         return ContinuousClock.now - since >= bound
     }
 }

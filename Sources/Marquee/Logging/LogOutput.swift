@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Where the JSON lines go: stdout (journald under systemd).
 ///
@@ -12,8 +12,8 @@ public final class LogOutput: Sendable {
 
     static let flushBytes = 32 * 1024
 
-    private let buffers = Mutex<[ThreadBuffer]>([])
-    private let writeLock = Mutex<Void>(())
+    private let buffers = NIOLockedValueBox<[ThreadBuffer]>([])
+    private let writeLock = NIOLockedValueBox<Void>(())
     private let key: pthread_key_t = {
         var key = pthread_key_t()
         pthread_key_create(&key, nil)
@@ -21,24 +21,24 @@ public final class LogOutput: Sendable {
     }()
 
     final class ThreadBuffer: Sendable {
-        let bytes = Mutex<[UInt8]>([])
+        let bytes = NIOLockedValueBox<[UInt8]>([])
     }
 
     /// Makes the calling thread buffer its lines from now on.
     public func bufferCurrentThread() {
         guard pthread_getspecific(key) == nil else { return }
         let buffer = ThreadBuffer()
-        buffers.withLock { $0.append(buffer) }
+        buffers.withLockedValue { $0.append(buffer) }
         pthread_setspecific(key, Unmanaged.passRetained(buffer).toOpaque())
     }
 
     func write(_ line: [UInt8]) {
         guard let raw = pthread_getspecific(key) else {
-            writeLock.withLock { _ in Self.writeAll(line) }
+            writeLock.withLockedValue { _ in Self.writeAll(line) }
             return
         }
         let buffer = Unmanaged<ThreadBuffer>.fromOpaque(raw).takeUnretainedValue()
-        let full = buffer.bytes.withLock { bytes in
+        let full = buffer.bytes.withLockedValue { bytes in
             bytes.append(contentsOf: line)
             return bytes.count >= Self.flushBytes
         }
@@ -53,18 +53,18 @@ public final class LogOutput: Sendable {
 
     /// Writes out every thread's buffered lines.
     public func flushAll() {
-        for buffer in buffers.withLock({ $0 }) { flush(buffer) }
+        for buffer in buffers.withLockedValue({ $0 }) { flush(buffer) }
     }
 
     private func flush(_ buffer: ThreadBuffer) {
         // Taken out under the buffer's lock, written under the output's, so a slow stdout never
         // holds up the thread that is appending.
-        let pending = buffer.bytes.withLock { bytes -> [UInt8] in
+        let pending = buffer.bytes.withLockedValue { bytes -> [UInt8] in
             defer { bytes.removeAll(keepingCapacity: true) }
             return bytes
         }
         guard !pending.isEmpty else { return }
-        writeLock.withLock { _ in Self.writeAll(pending) }
+        writeLock.withLockedValue { _ in Self.writeAll(pending) }
     }
 
     private static func writeAll(_ bytes: [UInt8]) {

@@ -1,6 +1,7 @@
 import FastCGI
 import Foundation
 import LMDBStore
+import NIOConcurrencyHelpers
 import SharedMetrics
 import Synchronization
 
@@ -24,12 +25,12 @@ public struct MoviesFeature: Feature {
         let refresher: MoviesRefresher
         let page: MoviesPage
         let representations: RepresentationCache
-        let loop = Mutex<BackgroundThread?>(nil)
+        let loop = NIOLockedValueBox<BackgroundThread?>(nil)
         let pageHits = Atomic<Int>(0)
         let apiHits = Atomic<Int>(0)
         let notModified = Atomic<Int>(0)
         let unavailable = Atomic<Int>(0)
-        private let recentState = Mutex<(readAt: UInt64, state: RefreshState?)>((0, nil))
+        private let recentState = NIOLockedValueBox<(readAt: UInt64, state: RefreshState?)>((0, nil))
 
         init(settings: MoviesSettings, services: Services) {
             let page = MoviesPage()
@@ -48,9 +49,9 @@ public struct MoviesFeature: Feature {
         /// for it on every probe.
         func refreshState() -> RefreshState? {
             let now = StoreClock.nowMillis()
-            if let cached = recentState.withLock({ now < $0.readAt + 500 ? $0.state : nil }) { return cached }
+            if let cached = recentState.withLockedValue({ now < $0.readAt + 500 ? $0.state : nil }) { return cached }
             let state = refresher.state()
-            recentState.withLock { $0 = (now, state) }
+            recentState.withLockedValue { $0 = (now, state) }
             return state
         }
     }
@@ -123,11 +124,11 @@ public struct MoviesFeature: Feature {
     public func start() {
         let refresher = runtime.refresher
         let interval = runtime.current.loopInterval
-        runtime.loop.withLock { $0 = BackgroundThread(name: "movies-refresh", interval: interval) { refresher.round() } }
+        runtime.loop.withLockedValue { $0 = BackgroundThread(name: "movies-refresh", interval: interval) { refresher.round() } }
     }
 
     public func stop() {
-        runtime.loop.withLock { $0?.stop() }
+        runtime.loop.withLockedValue { $0?.stop() }
         runtime.refresher.resign()
     }
 
@@ -139,7 +140,7 @@ public struct MoviesFeature: Feature {
             runtime.refresher.apply(settings)
             guard previous.loopInterval != settings.loopInterval else { return }
             let refresher = runtime.refresher
-            runtime.loop.withLock { loop in
+            runtime.loop.withLockedValue { loop in
                 guard let running = loop else { return }
                 running.stop()
                 loop = BackgroundThread(name: "movies-refresh", interval: settings.loopInterval) { refresher.round() }

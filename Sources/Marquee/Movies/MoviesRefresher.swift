@@ -1,7 +1,7 @@
 import Foundation
 import LMDBStore
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Keeps the pool's stored movies fresh while asking the upstream at most once per refresh
 /// interval, whatever the number of workers:
@@ -45,7 +45,7 @@ final class MoviesRefresher: Sendable {
     private let upstream: UpstreamClient
     private let page: MoviesPage
     private let representations: RepresentationCache
-    private let currentSettings: Mutex<MoviesSettings>
+    private let currentSettings: NIOLockedValueBox<MoviesSettings>
     private let logger: @Sendable () -> Logger
     private let flight: ClusterFlight?
 
@@ -58,15 +58,15 @@ final class MoviesRefresher: Sendable {
         self.upstream = upstream
         self.page = page
         self.representations = representations
-        self.currentSettings = Mutex(settings)
+        self.currentSettings = NIOLockedValueBox(settings)
         self.logger = logger
     }
 
     /// Read once per use: a reload replaces them.
-    var settings: MoviesSettings { currentSettings.withLock { $0 } }
+    var settings: MoviesSettings { currentSettings.withLockedValue { $0 } }
 
     func apply(_ settings: MoviesSettings) {
-        currentSettings.withLock { $0 = settings }
+        currentSettings.withLockedValue { $0 = settings }
     }
 
     /// The longest one attempt may take: two upstream calls, each within its own deadline.

@@ -1,6 +1,6 @@
 import CoreMetrics
 import LMDBStore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// This worker's copies of the stored page and JSON, checked on every load against the
 /// pool-wide generation that the refresher bumps after each commit replacing them: a load is
@@ -22,7 +22,7 @@ final class RepresentationCache: Sendable {
 
     private let store: Store
     private let generation: SharedCounter?
-    private let copies = Mutex<[String: Copy]>([:])
+    private let copies = NIOLockedValueBox<[String: Copy]>([:])
     /// A hit is a load served from this worker's copy; a miss read the store.
     private let hits = Counter(label: MetricNames.cacheHits, dimensions: [("cache", "movies")])
     private let misses = Counter(label: MetricNames.cacheMisses, dimensions: [("cache", "movies")])
@@ -38,13 +38,13 @@ final class RepresentationCache: Sendable {
         // Read before the store: a copy is never labelled newer than the data in it.
         let seen = generation.current
         let now = StoreClock.nowMillis()
-        if let copy = copies.withLock({ $0[key] }), copy.generation == seen, now < copy.readAt + Self.maxAgeMillis {
+        if let copy = copies.withLockedValue({ $0[key] }), copy.generation == seen, now < copy.readAt + Self.maxAgeMillis {
             hits.increment()
             return copy.representation
         }
         misses.increment()
         let stored = try store.withValue(key, Representation.decode) ?? nil
-        copies.withLock { $0[key] = stored.map { Copy(generation: seen, readAt: now, representation: $0) } }
+        copies.withLockedValue { $0[key] = stored.map { Copy(generation: seen, readAt: now, representation: $0) } }
         return stored
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 import LMDBStore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The host's queue of content events, in the store as state (no time-to-live, never
 /// evicted). There is one entry per film URL, keyed by its digest, which is what deduplicates
@@ -12,7 +12,7 @@ import Synchronization
 /// walks the queue a page per round from where the last round stopped.
 public final class LMDBContentEventQueue: ContentEventQueue {
     let store: Store
-    private let cursor = Mutex<String?>(nil)
+    private let cursor = NIOLockedValueBox<String?>(nil)
 
     public init(store: Store) {
         self.store = store
@@ -48,8 +48,8 @@ public final class LMDBContentEventQueue: ContentEventQueue {
 
     /// The due events of the next page of `limit` queued ones.
     public func claimDue(limit: Int, claimFor: Duration) throws -> [ContentEvent] {
-        let page = try events(TrailerKeys.queuePrefix, after: cursor.withLock { $0 }, limit: limit)
-        cursor.withLock { $0 = page.count < limit ? nil : page.last.map { TrailerKeys.queued(digest: $0.digest) } }
+        let page = try events(TrailerKeys.queuePrefix, after: cursor.withLockedValue { $0 }, limit: limit)
+        cursor.withLockedValue { $0 = page.count < limit ? nil : page.last.map { TrailerKeys.queued(digest: $0.digest) } }
         let now = StoreClock.nowMillis()
         return page.filter { $0.nextAt <= now }
     }

@@ -1,6 +1,6 @@
 import LMDBStore
+import NIOConcurrencyHelpers
 import PostgresClient
-import Synchronization
 
 /// A pool-wide lease that makes one background loop run in exactly one worker at a time.
 /// Every worker claims it each round; the holder renews it, the others read it and go on.
@@ -15,7 +15,7 @@ final class PoolLease: Sendable {
     private let store: Store
     private let ttl: Duration
     private let cluster: ClusterLease?
-    private let state = Mutex<(stopped: Bool, holding: Bool, holdingCluster: Bool)>((false, false, false))
+    private let state = NIOLockedValueBox<(stopped: Bool, holding: Bool, holdingCluster: Bool)>((false, false, false))
 
     init(_ name: String, store: Store, ttl: Duration = .seconds(10), cluster: ClusterLease? = nil) {
         self.name = name
@@ -37,7 +37,7 @@ final class PoolLease: Sendable {
 
     /// Takes or renews the lease; false when another worker holds it or this one is stopping.
     func claim() -> Bool {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard !state.stopped else { return false }
             do {
                 // Read first, so that the workers that do not hold it stay off the write lock.
@@ -60,7 +60,7 @@ final class PoolLease: Sendable {
 
     /// Stops claiming and gives the lease back if held.
     func stop() {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.stopped = true
             if state.holding { _ = try? store.releaseLease(name) }
             if state.holdingCluster { cluster?.release() }
@@ -69,8 +69,8 @@ final class PoolLease: Sendable {
         }
     }
 
-    var isStopped: Bool { state.withLock { $0.stopped } }
-    var isHeldHere: Bool { state.withLock { $0.holding && (cluster == nil || $0.holdingCluster) } }
+    var isStopped: Bool { state.withLockedValue { $0.stopped } }
+    var isHeldHere: Bool { state.withLockedValue { $0.holding && (cluster == nil || $0.holdingCluster) } }
 
     /// `pid@host` of the live holder, pool-wide (cluster-wide with a database), if any.
     var holder: String? {

@@ -1,5 +1,6 @@
 import CoreMetrics
 import LMDBStore
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// This worker's counts of how trailer requests were answered, for the status page and health,
@@ -14,7 +15,7 @@ final class TrailerMetrics: Sendable {
     private let invalidURLs = Atomic<Int>(0)
     /// When this worker last served stale, in milliseconds since the epoch; 0 never.
     private let lastStaleAt = Atomic<UInt64>(0)
-    private let errors = Mutex<[String: Int]>([:])
+    private let errors = NIOLockedValueBox<[String: Int]>([:])
     private let upstream: UpstreamMetrics
     private let poolHits = Counter(label: MetricNames.cacheHits, dimensions: TrailerMetrics.cache)
     private let poolNegativeHits = Counter(label: MetricNames.cacheNegativeHits, dimensions: TrailerMetrics.cache)
@@ -52,7 +53,7 @@ final class TrailerMetrics: Sendable {
 
     func failed(_ code: String) {
         if code == "overloaded" { upstream.rejected(Self.lookupUpstream) }
-        errors.withLock { $0[code, default: 0] += 1 }
+        errors.withLockedValue { $0[code, default: 0] += 1 }
     }
 
     /// Whether a stale answer went out within `window` milliseconds.
@@ -67,7 +68,7 @@ final class TrailerMetrics: Sendable {
             "misses": .int(misses.load(ordering: .relaxed)),
             "staleServes": .int(staleServes.load(ordering: .relaxed)),
             "invalidUrls": .int(invalidURLs.load(ordering: .relaxed)),
-            "errors": .object(errors.withLock { $0.mapValues { .int($0) } }),
+            "errors": .object(errors.withLockedValue { $0.mapValues { .int($0) } }),
         ])
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import LMDBStore
 import Logging
+import NIOConcurrencyHelpers
 import PostgresClient
 import Synchronization
 
@@ -21,9 +22,9 @@ final class TrailerRefresher: Sendable {
     private let lookup: TrailerLookup
     private let settings: @Sendable () -> TrailersSettings
     private let logger: @Sendable () -> Logger
-    private let cursor = Mutex<String?>(nil)
+    private let cursor = NIOLockedValueBox<String?>(nil)
     /// When the next TMDB call is allowed.
-    private let nextCallAt = Mutex<ContinuousClock.Instant>(.now)
+    private let nextCallAt = NIOLockedValueBox<ContinuousClock.Instant>(.now)
     private let refreshed = Atomic<Int>(0)
     private let changed = Atomic<Int>(0)
     private let failures = Atomic<Int>(0)
@@ -50,12 +51,12 @@ final class TrailerRefresher: Sendable {
         guard settings.refreshRate > 0, lease.claim() else { return }
         let page: [ClusterFlight.Stored]
         do {
-            page = try storedAnswers(after: cursor.withLock { $0 })
+            page = try storedAnswers(after: cursor.withLockedValue { $0 })
         } catch {
             logger().warning("cannot read the stored trailer answers", metadata: ["error": "\(error)"])
             return
         }
-        cursor.withLock { $0 = page.count < Self.pageSize ? nil : page.last?.key }
+        cursor.withLockedValue { $0 = page.count < Self.pageSize ? nil : page.last?.key }
         let candidates = page.compactMap { answer -> Candidate? in
             guard answer.age > settings.refreshAge, let record = TrailerRecord(answer.value), record.status == 200,
                   let url = record.url else { return nil }
@@ -100,7 +101,7 @@ final class TrailerRefresher: Sendable {
     /// Sleeps until a TMDB call is allowed; false when the worker stops meanwhile.
     private func waitForTMDB() -> Bool {
         while !lease.isStopped {
-            let wait = nextCallAt.withLock { $0 } - .now
+            let wait = nextCallAt.withLockedValue { $0 } - .now
             if wait <= .zero { return true }
             Thread.sleep(forTimeInterval: min(0.05, Double(wait.nanoseconds) / 1e9))
         }
@@ -109,7 +110,7 @@ final class TrailerRefresher: Sendable {
 
     private func spend(tmdbCalls: Int, rate: Int) {
         let cost = Duration.nanoseconds(Int64(tmdbCalls) * 1_000_000_000 / Int64(max(rate, 1)))
-        nextCallAt.withLock { $0 = max($0, .now) + cost }
+        nextCallAt.withLockedValue { $0 = max($0, .now) + cost }
     }
 
     func stop() {

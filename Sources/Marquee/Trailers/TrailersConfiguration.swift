@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The settings in force and the bulkhead sized by them; a reload swaps both at once.
 final class TrailersConfiguration: Sendable {
@@ -14,18 +14,18 @@ final class TrailersConfiguration: Sendable {
         }
     }
 
-    private let current: Mutex<Snapshot>
+    private let current: NIOLockedValueBox<Snapshot>
 
     init(_ settings: TrailersSettings) {
-        current = Mutex(Snapshot(settings: settings, bulkhead: Self.bulkhead(settings)))
+        current = NIOLockedValueBox(Snapshot(settings: settings, bulkhead: Self.bulkhead(settings)))
     }
 
-    var now: Snapshot { current.withLock { $0 } }
+    var now: Snapshot { current.withLockedValue { $0 } }
     var settings: TrailersSettings { now.settings }
 
     /// Lookups already inside the old bulkhead finish there; a new limit applies to new ones.
     func apply(_ settings: TrailersSettings) {
-        current.withLock { current in
+        current.withLockedValue { current in
             let unchanged = current.bulkhead.limit == settings.maxUpstream && current.bulkhead.waitLimit == settings.maxWaiting
             current = Snapshot(settings: settings, bulkhead: unchanged ? current.bulkhead : Self.bulkhead(settings))
         }

@@ -1,9 +1,9 @@
 import FastCGI
 import LMDBStore
 import Logging
+import NIOConcurrencyHelpers
 import PostgresClient
 import SharedMetrics
-import Synchronization
 
 /// The feature's moving parts in one worker.
 final class TrailersRuntime: Sendable {
@@ -15,7 +15,7 @@ final class TrailersRuntime: Sendable {
     private let queue: any ContentEventQueue
     private let consumer: ContentEventConsumer
     private let refresher: TrailerRefresher
-    private let background = Mutex<[BackgroundThread]>([])
+    private let background = NIOLockedValueBox<[BackgroundThread]>([])
 
     init(services: Services, settings: TrailersSettings) {
         self.services = services
@@ -87,7 +87,7 @@ final class TrailersRuntime: Sendable {
     func start() {
         let consumer = self.consumer
         let refresher = self.refresher
-        background.withLock { threads in
+        background.withLockedValue { threads in
             guard threads.isEmpty else { return }
             threads = [
                 BackgroundThread(name: "trailers-events", interval: ContentEventConsumer.interval) { consumer.round() },
@@ -99,7 +99,7 @@ final class TrailersRuntime: Sendable {
     func stop() {
         consumer.stop()
         refresher.stop()
-        background.withLock { threads in
+        background.withLockedValue { threads in
             for thread in threads { thread.stop() }
         }
     }

@@ -1,12 +1,12 @@
 import CoreMetrics
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The one place that counts upstream calls: per upstream and outcome for the status page,
 /// and through swift-metrics for the pool (calls, errors by kind, latency, single-flight
 /// joins, bulkhead rejections).
 public final class UpstreamMetrics: Sendable {
-    private let counts = Mutex<[String: [String: Int]]>([:])
-    private let handles = Mutex<[String: Handles]>([:])
+    private let counts = NIOLockedValueBox<[String: [String: Int]]>([:])
+    private let handles = NIOLockedValueBox<[String: Handles]>([:])
 
     private final class Handles: Sendable {
         let calls: Counter
@@ -32,7 +32,7 @@ public final class UpstreamMetrics: Sendable {
     static let errorKinds = ["timeout", "connect", "status", "decode", "bulkhead", "other"]
 
     private func handles(_ upstream: String) -> Handles {
-        handles.withLock { handles in
+        handles.withLockedValue { handles in
             if let existing = handles[upstream] { return existing }
             let made = Handles(upstream)
             handles[upstream] = made
@@ -42,7 +42,7 @@ public final class UpstreamMetrics: Sendable {
 
     /// One HTTP attempt, how it ended and how long it took.
     public func record(_ upstream: String, _ outcome: String, duration: Duration) {
-        counts.withLock { $0[upstream, default: [:]][outcome, default: 0] += 1 }
+        counts.withLockedValue { $0[upstream, default: [:]][outcome, default: 0] += 1 }
         let handles = handles(upstream)
         handles.calls.increment()
         handles.duration.recordNanoseconds(duration.nanoseconds)
@@ -51,7 +51,7 @@ public final class UpstreamMetrics: Sendable {
 
     /// An answer that came back but cannot be used (`UpstreamError.malformed`).
     public func undecodable(_ upstream: String) {
-        counts.withLock { $0[upstream, default: [:]]["malformed", default: 0] += 1 }
+        counts.withLockedValue { $0[upstream, default: [:]]["malformed", default: 0] += 1 }
         handles(upstream).errors["decode"]?.increment()
     }
 
@@ -78,7 +78,7 @@ public final class UpstreamMetrics: Sendable {
     }
 
     public var status: JSONValue {
-        counts.withLock { counts in
+        counts.withLockedValue { counts in
             .object(counts.mapValues { outcomes in .object(outcomes.mapValues { .int($0) }) })
         }
     }

@@ -1,4 +1,5 @@
 import LMDBStore
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// User accounts and the concurrent-stream limit: `/api/v1/users…` (admin token) and the
@@ -58,12 +59,12 @@ final class UsersContext: Sendable {
     let services: Services
     let users: any UserStore
     let counters = UsersCounters()
-    private let current: Mutex<StreamSettings>
+    private let current: NIOLockedValueBox<StreamSettings>
 
     init(services: Services, settings: StreamSettings) {
         self.services = services
         self.users = Self.store(services.store, database: services.database)
-        self.current = Mutex(settings)
+        self.current = NIOLockedValueBox(settings)
     }
 
     /// PostgreSQL when the operator configured one, else the embedded store.
@@ -71,10 +72,10 @@ final class UsersContext: Sendable {
         database.map { PostgresUserStore(client: $0.client) } ?? LMDBUserStore(store: store)
     }
 
-    var settings: StreamSettings { current.withLock { $0 } }
+    var settings: StreamSettings { current.withLockedValue { $0 } }
 
     func replace(_ settings: StreamSettings) {
-        current.withLock { $0 = settings }
+        current.withLockedValue { $0 = settings }
     }
 }
 

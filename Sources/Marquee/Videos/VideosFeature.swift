@@ -1,8 +1,8 @@
 import FastCGI
 import Foundation
 import LMDBStore
+import NIOConcurrencyHelpers
 import SharedMetrics
-import Synchronization
 
 /// The video catalogue, its visits and signed playback links:
 /// - `GET /video/{videoId}` answers the video and records a visit in the host's outbox, from
@@ -32,21 +32,21 @@ public struct VideosFeature: Feature {
     }
 
     final class Runtime: Sendable {
-        let settings: Mutex<Snapshot>
+        let settings: NIOLockedValueBox<Snapshot>
         let minter: TokenMinter
         let verifier = TokenVerifier()
         let consumer: VisitConsumer
-        let consumerThread = Mutex<BackgroundThread?>(nil)
+        let consumerThread = NIOLockedValueBox<BackgroundThread?>(nil)
 
         init(settings: Snapshot, services: Services) {
-            self.settings = Mutex(settings)
+            self.settings = NIOLockedValueBox(settings)
             minter = TokenMinter(store: services.store)
             consumer = VisitConsumer(store: services.store, visits: VideosFeature.visits(services.store, database: services.database)) {
                 services.logger
             }
         }
 
-        var current: Snapshot { settings.withLock { $0 } }
+        var current: Snapshot { settings.withLockedValue { $0 } }
     }
 
     static let signAnySourceVariable = "MARQUEE_VIDEO_SIGN_ANY_SOURCE"
@@ -78,13 +78,13 @@ public struct VideosFeature: Feature {
     public func start() {
         warnAboutLegacyScheme(runtime.current.cdns)
         let consumer = runtime.consumer
-        runtime.consumerThread.withLock {
+        runtime.consumerThread.withLockedValue {
             $0 = BackgroundThread(name: "video-visits", interval: VisitConsumer.interval) { consumer.round() }
         }
     }
 
     public func stop() {
-        runtime.consumerThread.withLock { $0?.stop() }
+        runtime.consumerThread.withLockedValue { $0?.stop() }
         runtime.consumer.stop()
     }
 
@@ -92,7 +92,7 @@ public struct VideosFeature: Feature {
         let settings = try Snapshot(reader)
         let feature = self
         return {
-            feature.runtime.settings.withLock { $0 = settings }
+            feature.runtime.settings.withLockedValue { $0 = settings }
             feature.warnAboutLegacyScheme(settings.cdns)
         }
     }

@@ -1,5 +1,6 @@
 import LMDBStore
 import Logging
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// Moves visits from the host's outbox into the visit store. Every worker runs a round now and
@@ -19,7 +20,7 @@ final class VisitConsumer: Sendable {
     private let visits: any VisitStore
     private let logger: @Sendable () -> Logger
     /// Held for a whole round; true once stopped.
-    private let stopped = Mutex<Bool>(false)
+    private let stopped = NIOLockedValueBox<Bool>(false)
     private let holding = Atomic<Bool>(false)
     private let failures = Atomic<Int>(0)
     /// Set by a failed move, cleared by the next one that works: an outage of the database
@@ -34,7 +35,7 @@ final class VisitConsumer: Sendable {
     }
 
     func round() {
-        stopped.withLock { stopped in
+        stopped.withLockedValue { stopped in
             guard !stopped else { return }
             guard takeLease() else {
                 holding.store(false, ordering: .relaxed)
@@ -77,7 +78,7 @@ final class VisitConsumer: Sendable {
 
     /// Ends the current round, then hands the lease back so that a peer takes over at once.
     func stop() {
-        stopped.withLock { stopped in
+        stopped.withLockedValue { stopped in
             stopped = true
             if holding.exchange(false, ordering: .relaxed) { _ = try? store.releaseLease(VideoKeys.consumerLease) }
         }
