@@ -65,7 +65,7 @@ struct TrailersTests {
         // kernel hands them to; the bulkhead admits 2 lookups, far fewer than the 100 waiting.
         fake.set("/pc-se/film/arrival-2016", .late(.milliseconds(300), then: .json(FakeUpstream.fixture("viaplay/pc-se-film-arrival-2016.json"))))
         let stack = try await Stack("trailers-flight", workers: 2, environment: TrailersFixtures.environment(fake, [
-            "MARQUEE_THREADS": "104", "MARQUEE_TRAILERS_RESERVE_THREADS": "2", "MARQUEE_TRAILERS_MAX_UPSTREAM": "2",
+            "MARQUEE_THREADS": "104", "MARQUEE_TRAILERS_RESERVE_THREADS": "2", "MARQUEE_TRAILERS_MAX_UPSTREAM": "1",
         ]))
         defer { stack.stop() }
 

@@ -50,12 +50,12 @@ final class TrailerCache: Sendable {
         let outcome: Result<Served, HTTPError>
         do {
             outcome = try bulkhead.wait {
-                if (try? store.isFilling(key)) == true {
-                    // Should the lookup it follows be gone by the time the wait starts, this
-                    // request leads after all, and takes its slot then.
-                    return shared(film, key: key, settings: settings, leading: bulkhead, logger: logger)
-                }
-                return try bulkhead.lead { shared(film, key: key, settings: settings, leading: nil, logger: logger) }
+                // Only the request that wins the fill claim takes a slot, inside the fill: requests
+                // arriving together all find no fill yet, and holding a slot each while they follow
+                // the winner shed the burst's tail. The early check refuses before the claim's
+                // write when every slot is taken by other films' lookups.
+                if (try? store.isFilling(key)) != true { try bulkhead.checkRoom() }
+                return shared(film, key: key, settings: settings, leading: bulkhead, logger: logger)
             }
         } catch {
             if let stale = staleAnswer(stored) { return stale }
@@ -65,9 +65,8 @@ final class TrailerCache: Sendable {
         return try outcome.get()
     }
 
-    /// `leading`: the bulkhead whose upstream slot a lookup this call computes must take; nil
-    /// when the caller holds one already.
-    private func shared(_ film: FilmURL, key: String, settings: TrailersSettings, leading: Bulkhead?,
+    /// `leading`: the bulkhead whose upstream slot a lookup this call computes must take.
+    private func shared(_ film: FilmURL, key: String, settings: TrailersSettings, leading: Bulkhead,
                         logger: Logger) -> Result<Served, HTTPError> {
         let failure: HTTPError
         do {
@@ -156,6 +155,8 @@ final class TrailerCache: Sendable {
         case let failure as SingleFlightFailure:
             let parts = String(decoding: failure.payload, as: UTF8.self).split(separator: " ", maxSplits: 2).map(String.init)
             guard parts.count == 3, let code = ErrorCode.named(parts[1]) else { return HTTPError(.upstreamError, "the upstream lookup failed") }
+            // The payload carries no headers; a shed lookup's followers get its Retry-After too.
+            if code == .overloaded { return UpstreamError.overloaded.httpError }
             return HTTPError(code, parts[2])
         case is SingleFlightTimeout:
             return UpstreamError.timeout.httpError

@@ -28,6 +28,14 @@ public final class Bulkhead: Sendable {
         try take(leading, limit: limit, body)
     }
 
+    /// Refuses, as `lead` would, when every upstream slot is taken now. Racy by nature: a
+    /// request it lets through may still be refused by `lead`.
+    public func checkRoom() throws {
+        guard leading.load(ordering: .acquiring) >= limit else { return }
+        refused.add(1, ordering: .relaxed)
+        throw UpstreamError.overloaded
+    }
+
     private func take<T>(_ counter: borrowing Atomic<Int>, limit: Int, _ body: () throws -> T) throws -> T {
         let taken = counter.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue
         defer { counter.subtract(1, ordering: .releasing) }
