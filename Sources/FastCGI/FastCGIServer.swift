@@ -38,13 +38,17 @@ public final class FastCGIServer: @unchecked Sendable {
         public var served: Int
         public var inFlight: Int
         public var threads: Int
+        /// Threads allowed to serve now (the rest are parked): the active threads, plus one
+        /// for each thread stalled in a request.
+        public var activeThreads: Int
         /// Connections open to this worker: idle, arriving and busy.
         public var connections: Int
 
-        public init(served: Int, inFlight: Int, threads: Int, connections: Int = 0) {
+        public init(served: Int, inFlight: Int, threads: Int, activeThreads: Int = 0, connections: Int = 0) {
             self.served = served
             self.inFlight = inFlight
             self.threads = threads
+            self.activeThreads = activeThreads
             self.connections = connections
         }
     }
@@ -54,12 +58,14 @@ public final class FastCGIServer: @unchecked Sendable {
     private let responder: Responder
     private let hooks: ThreadHooks
     private let poller: ConnectionPoller
+    private let gate: ThreadGate
     private let served = Atomic<Int>(0)
     private let inFlight = Atomic<Int>(0)
     private let running = Atomic<Int>(0)
 
     /// `ioTimeoutSeconds` bounds how long a thread waits to write to a stalled nginx connection.
-    public init(listener: FastCGIListener, threads: Int, limits: ConnectionLimits = ConnectionLimits(), ioTimeoutSeconds: Int = 30,
+    /// `activeThreads`: how many of the `threads` serve at once while none is stalled (`ThreadGate`).
+    public init(listener: FastCGIListener, threads: Int, activeThreads: Int, limits: ConnectionLimits = ConnectionLimits(), ioTimeoutSeconds: Int = 30,
                 hooks: ThreadHooks = ThreadHooks(), responder: @escaping Responder) {
         self.listener = listener
         self.hooks = hooks
@@ -67,11 +73,12 @@ public final class FastCGIServer: @unchecked Sendable {
         self.responder = responder
         self.poller = ConnectionPoller(listener: listener.fd, threads: max(1, threads), limits: Self.fitted(limits),
                                        writeTimeoutSeconds: ioTimeoutSeconds)
+        self.gate = ThreadGate(base: activeThreads)
     }
 
     public var counters: Counters {
         Counters(served: served.load(ordering: .relaxed), inFlight: inFlight.load(ordering: .relaxed), threads: threadCount,
-                 connections: poller.connectionCount)
+                 activeThreads: gate.allowance, connections: poller.connectionCount)
     }
 
     public func start() throws(FastCGIServerError) {
@@ -84,15 +91,18 @@ public final class FastCGIServer: @unchecked Sendable {
         signal(SIGPIPE, SIG_IGN)
         let sweeper = poller.startSweeping()
         if sweeper != 0 { throw .threadFailed(sweeper) }
-        for _ in 0..<threadCount {
+        let seats = (0..<threadCount).map { _ in gate.seat() }
+        let monitor = gate.startMonitoring()
+        if monitor != 0 { throw .threadFailed(monitor) }
+        for seat in seats {
             running.add(1, ordering: .relaxed)
-            let box = Unmanaged.passRetained(self)
+            let box = Unmanaged.passRetained(Starting(server: self, seat: seat))
             var thread = pthread_t()
             let created = pthread_create(&thread, nil, { argument in
-                let server = Unmanaged<FastCGIServer>.fromOpaque(argument!).takeRetainedValue()
+                let starting = Unmanaged<Starting>.fromOpaque(argument!).takeRetainedValue()
                 // Named, so that `top -H`, perf and strace can tell the request threads apart.
                 _ = fastcgi_name_current_thread(FastCGIServer.requestThreadName)
-                server.requestLoop()
+                starting.server.requestLoop(starting.seat)
                 return nil
             }, box.toOpaque())
             if created != 0 {
@@ -119,6 +129,7 @@ public final class FastCGIServer: @unchecked Sendable {
     /// their connections are closed then; `waitUntilStopped` waits for them.
     public func stop() {
         poller.stop()
+        gate.stop()
     }
 
     /// Waits until every thread has left, or `timeout` passed; true when all left.
@@ -148,7 +159,17 @@ public final class FastCGIServer: @unchecked Sendable {
         return fitted
     }
 
-    private func requestLoop() {
+    private final class Starting {
+        let server: FastCGIServer
+        let seat: ThreadGate.Seat
+
+        init(server: FastCGIServer, seat: ThreadGate.Seat) {
+            self.server = server
+            self.seat = seat
+        }
+    }
+
+    private func requestLoop(_ seat: ThreadGate.Seat) {
         defer { running.subtract(1, ordering: .releasing) }
         hooks.started()
         defer { hooks.idle() }
@@ -158,11 +179,15 @@ public final class FastCGIServer: @unchecked Sendable {
         let window = UnsafeMutableRawBufferPointer.allocate(byteCount: ConnectionPoller.window, alignment: 8)
         defer { window.deallocate() }
 
+        gate.enter(parking: hooks.idle)
         while let claimed = poller.next(idle: hooks.idle) {
+            seat.beginServing()
             var next: Connection? = claimed
             while let connection = next, poller.examine(connection, buffer: window) {
                 next = poller.release(connection, serve(connection, request, scratch: window))
             }
+            seat.endServing()
+            gate.stay(parking: hooks.idle)
         }
     }
 

@@ -25,7 +25,8 @@ public final class Worker: Sendable {
             started: { LogOutput.shared.bufferCurrentThread() },
             idle: { LogOutput.shared.flushCurrentThread() }
         )
-        self.server = FastCGIServer(listener: listener, threads: services.settings.threads, limits: services.settings.connectionLimits,
+        self.server = FastCGIServer(listener: listener, threads: services.settings.threads,
+                                    activeThreads: services.settings.activeThreads, limits: services.settings.connectionLimits,
                                     hooks: logHooks) { [services] request in
             Worker.respond(to: request, router: routes, services: services)
         }
@@ -47,7 +48,7 @@ public final class Worker: Sendable {
         for feature in features { feature.start() }
         let settings = services.settings
         logger.notice("worker ready", metadata: [
-            "listen": "\(listenerOrigin)", "threads": "\(settings.threads)", "store": "\(settings.storeDirectory)",
+            "listen": "\(listenerOrigin)", "threads": "\(settings.threads)", "activeThreads": "\(settings.activeThreads)", "store": "\(settings.storeDirectory)",
             "version": "\(MarqueeVersion.current)",
         ])
         notifier.notify("READY=1\nSTATUS=serving on \(listenerOrigin) with \(settings.threads) threads\nMAINPID=\(getpid())")

@@ -11,6 +11,8 @@ public struct Settings: Sendable {
     /// The share of the map that cache and visit writes may not use.
     public var storeReserve: Double
     public var threads: Int
+    /// Request threads that take part at once while none is stalled (`ThreadGate`).
+    public var activeThreads: Int
     public var maxBodyBytes: Int
     public var drainTime: Duration
     /// The connections kept open between requests: bound, idle timeout, read deadline (reloadable).
@@ -60,6 +62,7 @@ public struct Settings: Sendable {
         storeSync = try reader.choice("MARQUEE_STORE_SYNC", default: StoreOptions.SyncMode.durable)
         storeReserve = Double(try reader.int("MARQUEE_STORE_RESERVE_PERCENT", default: 15, range: 5...50)) / 100
         threads = try reader.int("MARQUEE_THREADS", default: 8, range: 1...256)
+        activeThreads = try reader.int("MARQUEE_ACTIVE_THREADS", default: max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))), range: 1...256)
         maxBodyBytes = try reader.int("MARQUEE_MAX_BODY_BYTES", default: 1 << 20, range: 1...(64 << 20))
         drainTime = try reader.seconds("MARQUEE_DRAIN_SECONDS", default: .seconds(10), range: 0...600)
         connectionLimits = ConnectionLimits(

@@ -27,7 +27,7 @@ public struct StatusFeature: Feature {
                 "uptimeSeconds": .int(Int(uptime.components.seconds)),
                 "startedAt": .string(ISO8601DateFormatter().string(from: services.startedAtDate)),
                 "requests": .object(["served": .int(counters.served), "inFlight": .int(counters.inFlight)]),
-                "threads": .object(["total": .int(counters.threads), "busy": .int(counters.inFlight)]),
+                "threads": .object(["total": .int(counters.threads), "busy": .int(counters.inFlight), "active": .int(counters.activeThreads)]),
                 "connections": .int(counters.connections),
                 "config": .object([
                     "generation": .int(services.configGeneration),
