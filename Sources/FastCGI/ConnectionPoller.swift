@@ -81,18 +81,7 @@ final class ConnectionPoller: @unchecked Sendable {
     }
 
     func startSweeping() -> Int32 {
-        let box = Unmanaged.passRetained(self)
-        var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { argument in
-            Unmanaged<ConnectionPoller>.fromOpaque(argument!).takeRetainedValue().sweepLoop()
-            return nil
-        }, box.toOpaque())
-        if created != 0 {
-            box.release()
-        } else {
-            pthread_detach(thread)
-        }
-        return created
+        DetachedThread.start { self.sweepLoop() }
     }
 
     var connectionCount: Int { shared.withLockedValue { $0.table.count } }

@@ -96,21 +96,15 @@ public final class FastCGIServer: @unchecked Sendable {
         if monitor != 0 { throw .threadFailed(monitor) }
         for seat in seats {
             running.add(1, ordering: .relaxed)
-            let box = Unmanaged.passRetained(Starting(server: self, seat: seat))
-            var thread = pthread_t()
-            let created = pthread_create(&thread, nil, { argument in
-                let starting = Unmanaged<Starting>.fromOpaque(argument!).takeRetainedValue()
+            let created = DetachedThread.start {
                 // Named, so that `top -H`, perf and strace can tell the request threads apart.
                 _ = fastcgi_name_current_thread(FastCGIServer.requestThreadName)
-                starting.server.requestLoop(starting.seat)
-                return nil
-            }, box.toOpaque())
+                self.requestLoop(seat)
+            }
             if created != 0 {
-                box.release()
                 running.subtract(1, ordering: .relaxed)
                 throw .threadFailed(created)
             }
-            pthread_detach(thread)
         }
     }
 
@@ -157,16 +151,6 @@ public final class FastCGIServer: @unchecked Sendable {
         let room = files.rlim_cur >= rlim_t(Int.max) ? Int.max : Int(files.rlim_cur) - 256
         fitted.maxConnections = max(1, min(limits.maxConnections, room))
         return fitted
-    }
-
-    private final class Starting {
-        let server: FastCGIServer
-        let seat: ThreadGate.Seat
-
-        init(server: FastCGIServer, seat: ThreadGate.Seat) {
-            self.server = server
-            self.seat = seat
-        }
     }
 
     private func requestLoop(_ seat: ThreadGate.Seat) {

@@ -61,18 +61,7 @@ final class ThreadGate: @unchecked Sendable {
     }
 
     func startMonitoring() -> Int32 {
-        let box = Unmanaged.passRetained(self)
-        var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { argument in
-            Unmanaged<ThreadGate>.fromOpaque(argument!).takeRetainedValue().monitor()
-            return nil
-        }, box.toOpaque())
-        if created != 0 {
-            box.release()
-        } else {
-            pthread_detach(thread)
-        }
-        return created
+        DetachedThread.start { self.monitor() }
     }
 
     /// Returns once the calling thread may take part; `parking` runs before it parks.
