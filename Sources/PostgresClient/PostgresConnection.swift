@@ -64,7 +64,7 @@ public final class PostgresConnection {
     public func run(_ sql: String) throws(PostgresError) -> PostgresRows {
         let pending = pendingSteps()
         if !pending.isEmpty { try pipeline(pending) }
-        let connection = try connected()
+        let connection = try connected(outsideTransaction: !inTransaction)
         return try send(connection) { PQsendQuery($0, sql) }
     }
 
@@ -127,7 +127,8 @@ public final class PostgresConnection {
 
     /// The rows of every step, in order.
     private func pipelineResults(_ steps: [Step]) throws(PostgresError) -> [PostgresRows] {
-        let connection = try connected()
+        let opensTransaction = if case .simple(let sql)? = steps.first { sql.hasPrefix("BEGIN") } else { false }
+        let connection = try connected(outsideTransaction: !inTransaction || opensTransaction)
         guard PQenterPipelineMode(connection) == 1 else { throw lost(connection) }
         var expected: [String?] = []  // per result: the statement it prepares, or nil
         for step in steps {
@@ -213,13 +214,17 @@ public final class PostgresConnection {
 
     // MARK: Connection
 
-    private func connected() throws(PostgresError) -> OpaquePointer {
+    /// `outsideTransaction`: nothing of a transaction was sent on the connection yet, so a new
+    /// one may take its place.
+    private func connected(outsideTransaction: Bool) throws(PostgresError) -> OpaquePointer {
         if let handle {
-            if PQstatus(handle) == CONNECTION_OK { return handle }
+            if PQstatus(handle) == CONNECTION_OK && !(outsideTransaction && Self.closedByServer(handle)) { return handle }
             drop(handle)
         }
-        if let retryAt, ContinuousClock.now < retryAt {
-            throw PostgresError(.unavailable, message: availability.lastFailure ?? "the database is unavailable; reconnecting")
+        // The backoff spares a database that is down; once another connection of this client
+        // (or the probe) reached it again, waiting out the rest would only refuse requests.
+        if let retryAt, ContinuousClock.now < retryAt, let failure = availability.lastFailure {
+            throw PostgresError(.unavailable, message: failure)
         }
         let parameters = try configuration.connectionParameters()
         let connection = withCStrings(parameters.map(\.0)) { keywords in
@@ -243,6 +248,23 @@ public final class PostgresConnection {
         prepared = []
         handle = connection
         return connection
+    }
+
+    /// Whether the server closed this idle connection (a restart, a terminated backend, an idle
+    /// timeout), read without waiting. libpq learns it only when a statement fails, and each
+    /// request thread's first statement after a database restart answered 503.
+    private static func closedByServer(_ connection: OpaquePointer) -> Bool {
+        let fd = PQsocket(connection)
+        guard fd >= 0 else { return true }
+        var byte: UInt8 = 0
+        for _ in 0..<2 {
+            let peeked = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if peeked == 0 { return true }
+            if peeked < 0 { return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR }
+            // A message while idle: the server's farewell before it closes, or a notice.
+            guard PQconsumeInput(connection) == 1, PQstatus(connection) == CONNECTION_OK else { return true }
+        }
+        return false
     }
 
     private func drop(_ connection: OpaquePointer) {
