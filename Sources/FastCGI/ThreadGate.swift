@@ -32,8 +32,10 @@ final class ThreadGate: @unchecked Sendable {
 
     private let base: Int
     private var seats: [Seat] = []
-    private var mutex = pthread_mutex_t()
-    private var parkedCondition = pthread_cond_t()
+    // Allocated, not stored properties: a pthread mutex or condition must not move, and `&`
+    // on a stored property gives no lasting address.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let parkedCondition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     // Guarded by `mutex`.
     private var allowed: Int
     private var inside = 0
@@ -42,14 +44,21 @@ final class ThreadGate: @unchecked Sendable {
     init(base: Int) {
         self.base = max(1, base)
         allowed = self.base
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&parkedCondition, nil)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(parkedCondition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(parkedCondition)
+        pthread_mutex_destroy(mutex)
+        parkedCondition.deallocate()
+        mutex.deallocate()
     }
 
     /// How many threads may take part now.
     var allowance: Int {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
         return min(allowed, seats.count)
     }
 
@@ -66,16 +75,16 @@ final class ThreadGate: @unchecked Sendable {
 
     /// Returns once the calling thread may take part; `parking` runs before it parks.
     func enter(parking: () -> Void) {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
         waitForRoom(parking: parking)
         inside += 1
     }
 
     /// Called between requests: parks the calling thread while more take part than allowed.
     func stay(parking: () -> Void) {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
         guard inside > allowed, !stopping else { return }
         inside -= 1
         waitForRoom(parking: parking)
@@ -84,19 +93,19 @@ final class ThreadGate: @unchecked Sendable {
 
     /// Lets every thread in, so that each finds the poller stopped and leaves.
     func stop() {
-        pthread_mutex_lock(&mutex)
+        pthread_mutex_lock(mutex)
         stopping = true
-        pthread_cond_broadcast(&parkedCondition)
-        pthread_mutex_unlock(&mutex)
+        pthread_cond_broadcast(parkedCondition)
+        pthread_mutex_unlock(mutex)
     }
 
     private func waitForRoom(parking: () -> Void) {
         guard inside >= allowed, !stopping else { return }
-        pthread_mutex_unlock(&mutex)
+        pthread_mutex_unlock(mutex)
         parking()
-        pthread_mutex_lock(&mutex)
+        pthread_mutex_lock(mutex)
         while inside >= allowed, !stopping {
-            pthread_cond_wait(&parkedCondition, &mutex)
+            pthread_cond_wait(parkedCondition, mutex)
         }
     }
 
@@ -115,17 +124,17 @@ final class ThreadGate: @unchecked Sendable {
                 serving = true
                 if now &- since > Self.stall { stalled += 1 }
             }
-            pthread_mutex_lock(&mutex)
+            pthread_mutex_lock(mutex)
             if stopping {
-                pthread_mutex_unlock(&mutex)
+                pthread_mutex_unlock(mutex)
                 return
             }
             allowed = base + stalled
             // Parked threads re-check when woken, so a signal too many costs a wake-up only.
             for _ in 0..<max(0, min(allowed, seats.count) - inside) {
-                pthread_cond_signal(&parkedCondition)
+                pthread_cond_signal(parkedCondition)
             }
-            pthread_mutex_unlock(&mutex)
+            pthread_mutex_unlock(mutex)
         }
     }
 }
