@@ -219,7 +219,12 @@ public final class PostgresConnection {
     private func connected(outsideTransaction: Bool) throws(PostgresError) -> OpaquePointer {
         if let handle {
             if PQstatus(handle) == CONNECTION_OK && !(outsideTransaction && Self.closedByServer(handle)) { return handle }
+            // Mid-transaction, a new connection would run the rest outside it.
+            guard outsideTransaction else { throw lost(handle) }
+            // The transaction begun, if any, has sent nothing yet: it goes out on the new connection.
+            let transaction = inTransaction
             drop(handle)
+            inTransaction = transaction
         }
         // The backoff spares a database that is down; once another connection of this client
         // (or the probe) reached it again, waiting out the rest would only refuse requests.

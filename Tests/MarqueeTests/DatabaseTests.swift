@@ -130,6 +130,30 @@ struct DatabaseTests {
         #expect(try postgres.psql("SELECT string_agg(s.stream, ',') FROM users u, unnest(u.streams) s WHERE u.id = 'u1'") == "film-b,film-d")
     }
 
+    @Test("a transaction begun on a connection a restart closed runs on a new one, and a failure in it still rolls it back")
+    func transactionAfterRestart() throws {
+        // Synchronous throughout: the client keeps one connection per thread, and this test
+        // must meet its own connection again after the restart.
+        let postgres = try PostgresServer("tx-restart")
+        defer { postgres.remove() }
+        try postgres.psql("CREATE TABLE restart_probe (id integer PRIMARY KEY)")
+        let client = PostgresClient(configuration: PostgresConfiguration(url: postgres.url))
+        let insert = PostgresStatement("restart_probe_insert", "INSERT INTO restart_probe VALUES ($1::integer)")
+        try client.execute(insert, ["1"])
+        postgres.stop()
+        try postgres.start()
+
+        #expect(throws: PostgresError.self) {
+            try client.transaction { connection in
+                try connection.execute(insert, ["2"])
+                try connection.execute(insert, ["1"])
+            }
+        }
+        // Rolled back, and the connection is not left inside the failed transaction.
+        try client.execute(insert, ["3"])
+        #expect(try postgres.psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM restart_probe") == "1,3")
+    }
+
     @Test("PostgreSQL stopped: writes and video reads 503 database_unavailable within the timeout, cached reads 200, health degraded; back without a worker restart")
     func databaseDown() async throws {
         let fake = try FakeUpstream()
