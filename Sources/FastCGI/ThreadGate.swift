@@ -122,7 +122,8 @@ final class ThreadGate: @unchecked Sendable {
                 let since = seat.servingSince.load(ordering: .relaxed)
                 guard since != 0 else { continue }
                 serving = true
-                if now &- since > Self.stall { stalled += 1 }
+                // A request that began after `now` was read is not stalled.
+                if since < now && now - since > Self.stall { stalled += 1 }
             }
             pthread_mutex_lock(mutex)
             if stopping {
