@@ -98,6 +98,26 @@ struct TrailersUnitTests {
         #expect(throws: InvalidFilmURL.self) { try FilmURL.parse("https://content.viaplay.pl/pc-pl/film/abcdef", policy: settings.policy) }
     }
 
+    @Test("the memo of checked film URLs stays bounded, skips long queries, and a reload starts a new one")
+    func filmURLMemo() throws {
+        let configuration = TrailersConfiguration(try TrailersSettings(SettingsReader(environment: [:]), threads: 8))
+        let memo = configuration.now.films
+        let film = try FilmURL.parse("https://content.viaplay.se/pc-se/film/arrival-2016", policy: policy)
+        for index in 0..<FilmURLMemo.capacity {
+            memo.remember(film, for: "url=\(index)")
+        }
+        #expect(memo.count == FilmURLMemo.capacity)
+        #expect(memo["url=0"] == film)
+        memo.remember(film, for: "url=one-too-many")
+        #expect(memo.count == 1, "a full memo starts again rather than growing")
+        #expect(memo["url=one-too-many"] == film)
+        memo.remember(film, for: "url=" + String(repeating: "a", count: FilmURLMemo.maxQueryLength))
+        #expect(memo.count == 1, "a query over the length bound is not kept")
+
+        configuration.apply(try TrailersSettings(SettingsReader(environment: ["MARQUEE_TRAILERS_HOSTS": "content.viaplay.dk"]), threads: 8))
+        #expect(configuration.now.films["url=one-too-many"] == nil, "a URL checked against the old allow-list is checked again")
+    }
+
     @Test("settings: defaults, and refusals that name the variable")
     func settings() throws {
         let defaults = try TrailersSettings(SettingsReader(environment: [:]), threads: 8)

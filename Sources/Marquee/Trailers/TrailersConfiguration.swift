@@ -7,6 +7,8 @@ final class TrailersConfiguration: Sendable {
     final class Snapshot: Sendable {
         let settings: TrailersSettings
         let bulkhead: Bulkhead
+        /// Film URLs checked against this snapshot's policy.
+        let films = FilmURLMemo()
 
         init(settings: TrailersSettings, bulkhead: Bulkhead) {
             self.settings = settings

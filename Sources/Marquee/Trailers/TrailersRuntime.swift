@@ -43,12 +43,18 @@ final class TrailersRuntime: Sendable {
 
     func trailers(_ request: Request, shape: TrailerShape) throws(HTTPError) -> FastCGIResponse {
         let current = configuration.now
+        let query = request.fastCGI.queryString
         let film: FilmURL
-        do {
-            film = try FilmURL.parse(request.query["url"], policy: current.settings.policy)
-        } catch {
-            metrics.invalidURL()
-            throw HTTPError(.invalidURL, error.reason)
+        if let known = current.films[query] {
+            film = known
+        } else {
+            do {
+                film = try FilmURL.parse(request.query["url"], policy: current.settings.policy)
+            } catch {
+                metrics.invalidURL()
+                throw HTTPError(.invalidURL, error.reason)
+            }
+            current.films.remember(film, for: query)
         }
         let served = try cache.answer(film, settings: current.settings, bulkhead: current.bulkhead, logger: request.logger(services.logger))
         return served.record.response(shape, stale: served.stale)
