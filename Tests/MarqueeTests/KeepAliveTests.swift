@@ -423,6 +423,30 @@ struct KeepAliveTests {
         return statuses.items
     }
 
+    @Test("the site's keep-alive pool follows the sizing rule: half a worker's connections over the nginx workers, 16 to 512, unless set", arguments: [
+        (maxConnections: "", nginxWorkers: "2", keepalive: "", expected: 256),
+        (maxConnections: "", nginxWorkers: "8", keepalive: "", expected: 64),
+        (maxConnections: "4096", nginxWorkers: "2", keepalive: "", expected: 512),
+        (maxConnections: "64", nginxWorkers: "4", keepalive: "", expected: 16),
+        (maxConnections: "", nginxWorkers: "2", keepalive: "40", expected: 40),
+    ])
+    func renderedPoolSize(_ example: (maxConnections: String, nginxWorkers: String, keepalive: String, expected: Int)) throws {
+        let directory = TestPaths.temporaryDirectory("keepalive-render")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let secret = directory.appendingPathComponent("secret")
+        try "render-only-secret-0123456789\n".write(to: secret, atomically: true, encoding: .utf8)
+        let out = directory.appendingPathComponent("out")
+        let render = try ChildProcess("render", executable: "/bin/bash", arguments: [
+            TestPaths.script("deploy/nginx-render"), "--out", out.path, "--secure-link-secret-file", secret.path,
+            "--nginx-workers", example.nginxWorkers, "--no-check",
+        ], environment: ["MARQUEE_FASTCGI_MAX_CONNECTIONS": example.maxConnections, "MARQUEE_FASTCGI_KEEPALIVE": example.keepalive],
+           logDirectory: directory)
+        try #require(render.waitForExit(timeout: .seconds(30)) == 0, "nginx-render failed: \(render.log)")
+        let site = try String(contentsOf: out.appendingPathComponent("marquee.conf"), encoding: .utf8)
+        let pools = site.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0.hasPrefix("keepalive ") }
+        #expect(pools == ["keepalive \(example.expected);"], "\(example)")
+    }
+
     /// The access lines (nginx's JSON `marquee` format) of requests nginx sent to more than one
     /// upstream connection: their upstream_time lists one time per try.
     private static func retriedLines(_ log: URL) throws -> [String] {
