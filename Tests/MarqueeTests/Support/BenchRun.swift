@@ -49,7 +49,7 @@ struct BenchRun {
         try #require(status == 0, "deploy/bench failed")
         rows = output.split(separator: "\n").compactMap { line in
             let columns = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-            guard columns.count == 7, ["marquee", "ceiling", "peer", "nginx"].contains(columns[0]),
+            guard columns.count == 7, ["marquee", "variant", "ceiling", "peer", "nginx"].contains(columns[0]),
                   let connections = Int(columns[1]), let rate = Double(columns[2]),
                   let p99 = Double(columns[4].replacingOccurrences(of: "ms", with: "")),
                   let non2xx = Int(columns[5]), let errors = Int(columns[6]) else { return nil }
